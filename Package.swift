@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
+let package = Package(
+  name: "clip",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "clip", targets: ["clip"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+  ],
+  targets: [
+    // System libraries: a module map and one shim header each.
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    // Our own tiny C wrappers for what Swift cannot call (macros, variadics).
+    .target(name: "CClipShims", dependencies: ["CZlib"]),
+
+    .target(name: "ClipCore", dependencies: ["CCrypto"], swiftSettings: strict),
+    .target(name: "ClipOCI", dependencies: ["ClipCore"], swiftSettings: strict),
+    .target(
+      name: "ClipArchive", dependencies: ["ClipCore", "CZlib", "CZstd", "CClipShims"],
+      swiftSettings: strict),
+    .target(
+      name: "ClipIndex", dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "CZstd"],
+      swiftSettings: strict),
+    .target(name: "ClipRegistry", dependencies: ["ClipCore", "ClipOCI"], swiftSettings: strict),
+    .target(
+      name: "ClipStore",
+      dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry"],
+      swiftSettings: strict),
+    .executableTarget(
+      name: "clip",
+      dependencies: [
+        "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: strict),
+
+    .testTarget(name: "ClipArchiveTests", dependencies: ["ClipArchive", "CClipShims", "CZlib"], swiftSettings: strict),
+    .testTarget(name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive"], swiftSettings: strict),
+    .testTarget(name: "ClipOCITests", dependencies: ["ClipOCI", "ClipRegistry"], swiftSettings: strict),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,29 @@
+/// A point where decoding of a layer can start without reading what comes before it.
+///
+/// For gzip it is a deflate block boundary (zlib's zran technique): the compressed byte offset, the number of bits of
+/// the previous byte that still belong to the next block, and the last 32 KiB of output, which later back-references
+/// may reach. For zstd it is a frame start, for an uncompressed tar any offset; neither needs bits or a window.
+public struct Checkpoint: Sendable, Equatable {
+  /// Offset in the uncompressed stream.
+  public var uncompressedOffset: UInt64
+  /// Offset of the first whole compressed byte after the boundary.
+  public var compressedOffset: UInt64
+  /// How many high bits of the byte before `compressedOffset` belong to the data after the boundary (0–7).
+  public var bits: UInt8
+  /// The (up to) 32 KiB of uncompressed data before the boundary; empty where no history is needed.
+  public var window: [UInt8]
+
+  /// Creates a checkpoint.
+  public init(uncompressedOffset: UInt64, compressedOffset: UInt64, bits: UInt8 = 0, window: [UInt8] = []) {
+    self.uncompressedOffset = uncompressedOffset
+    self.compressedOffset = compressedOffset
+    self.bits = bits
+    self.window = window
+  }
+
+  /// The first compressed byte needed to resume here (one earlier when the boundary falls inside a byte).
+  public var compressedStart: UInt64 { compressedOffset - (bits > 0 ? 1 : 0) }
+}
+
+/// The size of a deflate window: how far back a match may reach.
+public let deflateWindowSize = 32 * 1024

@@ -1,0 +1,221 @@
+import CClipShims
+import CZlib
+import CZstd
+import ClipCore
+import ClipOCI
+
+/// Everything one streaming pass over a layer blob learns.
+public struct LayerScan: Sendable {
+  /// The compression that was decoded.
+  public var compression: LayerCompression
+  /// Bytes of the blob.
+  public var compressedSize: UInt64
+  /// Bytes of the tar stream.
+  public var uncompressedSize: UInt64
+  /// SHA-256 of the blob (the layer digest).
+  public var digest: [UInt8]
+  /// SHA-256 of the tar stream (the layer's diff ID).
+  public var diffID: [UInt8]
+  /// Where decoding can resume; the first is at the start of the data.
+  public var checkpoints: [Checkpoint]
+  /// SHA-256 of each span's compressed bytes (`spanRange(i)` of the blob).
+  public var spanDigests: [[UInt8]]
+  /// The tar entries in stream order.
+  public var entries: [TarEntry]
+}
+
+/// Reads a layer blob once, front to back: decompresses it, walks its tar stream, records checkpoints every
+/// `spanSize` bytes of output and a digest of every span, and digests the blob and the tar stream.
+///
+/// Memory stays bounded (one input buffer, one output buffer, the window of the last checkpoint) whatever the layer size.
+public final class LayerScanner {
+  /// Output bytes between checkpoints (a checkpoint is placed at the first possible point after this many bytes).
+  public let spanSize: UInt64
+  /// The compression the media type promises; checked against the blob's first bytes.
+  public let compression: LayerCompression
+  /// Called now and then with the number of blob bytes read so far.
+  public var progress: ((UInt64) -> Void)?
+
+  static let inputChunk = 1 << 20
+  static let outputChunk = 1 << 20
+
+  /// Creates a scanner.
+  public init(compression: LayerCompression, spanSize: UInt64) {
+    self.compression = compression
+    self.spanSize = max(spanSize, 64 * 1024)
+  }
+
+  /// Scans the blob that `read` yields (it fills the buffer it is given and returns the count, 0 at the end).
+  public func scan(_ read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> LayerScan {
+    let input = CompressedInput(read: read, capacity: Self.inputChunk)
+    input.progress = progress
+    let sink = TarSink()
+    let output = OutputWindow(chunk: Self.outputChunk, sink: sink)
+    var spans = SpanRecorder(spanSize: spanSize)
+    defer { input.release(); output.release() }
+    do {
+      try input.fill()
+      try checkMagic(input)
+      switch compression {
+      case .gzip: try scanGzip(input, output, &spans)
+      case .zstd: try scanZstd(input, output, &spans)
+      case .none: try scanPlain(input, output, &spans)
+      }
+      try output.flush()
+      try sink.finish()
+    } catch let error as ClipError {
+      if error.context.contains(where: { $0.hasPrefix("offset") || $0.contains("offset ") }) { throw error }
+      throw error.adding("compressed offset \(input.consumedOffset)")
+    }
+    spans.finish(input: input)
+    return LayerScan(
+      compression: compression, compressedSize: input.consumedOffset + UInt64(input.available.count),
+      uncompressedSize: output.total, digest: input.finishDigest(), diffID: sink.hasher.finish(),
+      checkpoints: spans.checkpoints, spanDigests: spans.digests, entries: sink.entries)
+  }
+
+  private func checkMagic(_ input: CompressedInput) throws {
+    let head = Array(input.available.prefix(4))
+    let isGzip = head.starts(with: [0x1f, 0x8b])
+    let isZstd = head == [0x28, 0xb5, 0x2f, 0xfd] || (head.count == 4 && head[0] & 0xf0 == 0x50 && Array(head[1...]) == [0x2a, 0x4d, 0x18])
+    let found = isGzip ? "gzip" : isZstd ? "zstd" : "no compression magic"
+    switch compression {
+    case .gzip where !isGzip, .zstd where !isZstd, .none where isGzip || isZstd:
+      throw ClipError(.corrupt, "the media type says \(compression) but the blob starts with \(found)")
+    default: return
+    }
+  }
+
+  // MARK: - gzip
+
+  private func scanGzip(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
+    var stream = z_stream()
+    guard clip_inflate_init_raw(&stream) == Z_OK else { throw ClipError(.system, "zlib: inflateInit failed") }
+    defer { inflateEnd(&stream) }
+    var members = 0
+    while true {
+      // Member header.
+      var headerLength: Int? = nil
+      while true {
+        if members > 0, input.available.isEmpty || input.available.allSatisfy({ $0 == 0 }) {
+          if try input.atEnd() {
+            input.consumeAll()
+            return
+          }
+          if input.available.isEmpty { try input.fill() }
+          continue
+        }
+        headerLength = try GzipMember.headerLength(input.available)
+        if headerLength != nil { break }
+        guard try input.fill() else { throw ClipError(.corrupt, "gzip stream ends inside a member header") }
+      }
+      input.consume(headerLength ?? 0)
+      members += 1
+      guard inflateReset(&stream) == Z_OK else { throw ClipError(.system, "zlib: inflateReset failed") }
+      var memberOut: UInt64 = 0
+      spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
+
+      // Deflate data.
+      var done = false
+      while !done {
+        if input.available.isEmpty {
+          guard try input.fill() else { throw ClipError(.corrupt, "gzip stream is truncated") }
+        }
+        let space = output.space
+        let source = input.available
+        let (consumed, produced, result, dataType) = {
+          stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: Bytef.self))
+          stream.avail_in = UInt32(source.count)
+          stream.next_out = space.baseAddress?.assumingMemoryBound(to: Bytef.self)
+          stream.avail_out = UInt32(space.count)
+          let result = inflate(&stream, Z_BLOCK)
+          return (source.count - Int(stream.avail_in), space.count - Int(stream.avail_out), result, stream.data_type)
+        }()
+        input.consume(consumed)
+        output.produced(produced)
+        memberOut += UInt64(produced)
+        switch result {
+        case Z_OK, Z_BUF_ERROR:
+          break
+        case Z_STREAM_END:
+          done = true
+        default:
+          let reason = stream.msg.map { String(cString: $0) } ?? "error \(result)"
+          throw ClipError(.corrupt, "corrupt gzip data: \(reason)")
+        }
+        if !done && dataType & 0xc0 == 0x80 {
+          spans.maybeCheckpoint(
+            at: input.consumedOffset, bits: UInt8(dataType & 7), output: output,
+            window: Int(min(memberOut, UInt64(deflateWindowSize))), input: input)
+        }
+        if output.space.isEmpty { try output.flush() }
+        if consumed == 0 && produced == 0 && result == Z_BUF_ERROR && !input.available.isEmpty {
+          throw ClipError(.corrupt, "gzip stream makes no progress")
+        }
+      }
+
+      // Member trailer.
+      while input.available.count < GzipMember.trailerSize {
+        guard try input.fill() else { throw ClipError(.corrupt, "gzip stream ends inside a member trailer") }
+      }
+      let isize = GzipMember.isize(UnsafeRawBufferPointer(rebasing: input.available.prefix(8)))
+      guard isize == UInt32(truncatingIfNeeded: memberOut) else {
+        throw ClipError(.corrupt, "gzip member length \(memberOut) does not match its trailer (\(isize))")
+      }
+      input.consume(GzipMember.trailerSize)
+    }
+  }
+
+  // MARK: - zstd
+
+  private func scanZstd(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
+    guard let context = ZSTD_createDCtx() else { throw ClipError(.system, "zstd: out of memory") }
+    defer { ZSTD_freeDCtx(context) }
+    spans.maybeCheckpoint(at: 0, bits: 0, output: output, window: 0, input: input)
+    var frameComplete = true
+    while true {
+      if input.available.isEmpty {
+        guard try input.fill() else {
+          if frameComplete { return }
+          throw ClipError(.corrupt, "zstd stream is truncated")
+        }
+      }
+      let space = output.space
+      let source = input.available
+      let (consumed, produced, result) = {
+        var inBuffer = ZSTD_inBuffer(src: source.baseAddress, size: source.count, pos: 0)
+        var outBuffer = ZSTD_outBuffer(dst: space.baseAddress, size: space.count, pos: 0)
+        let result = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
+        return (inBuffer.pos, outBuffer.pos, result)
+      }()
+      if ZSTD_isError(result) != 0 {
+        throw ClipError(.corrupt, "corrupt zstd data: \(String(cString: ZSTD_getErrorName(result)))")
+      }
+      input.consume(consumed)
+      output.produced(produced)
+      frameComplete = result == 0
+      if frameComplete {
+        spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
+      }
+      if output.space.isEmpty { try output.flush() }
+    }
+  }
+
+  // MARK: - uncompressed
+
+  private func scanPlain(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
+    spans.maybeCheckpoint(at: 0, bits: 0, output: output, window: 0, input: input)
+    while true {
+      if input.available.isEmpty {
+        guard try input.fill() else { return }
+      }
+      let space = output.space
+      let count = min(space.count, input.available.count, Int(spans.untilNextCheckpoint(output: output)))
+      if let from = input.available.baseAddress { space.baseAddress?.copyMemory(from: from, byteCount: count) }
+      input.consume(count)
+      output.produced(count)
+      spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
+      if output.space.isEmpty { try output.flush() }
+    }
+  }
+}

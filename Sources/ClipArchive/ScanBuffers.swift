@@ -1,0 +1,193 @@
+import ClipCore
+
+/// The compressed side of a scan: a refillable input buffer that digests the whole blob as it is read and each span
+/// of it as checkpoints cut it.
+final class CompressedInput {
+  private let read: (UnsafeMutableRawBufferPointer) throws -> Int
+  private let buffer: UnsafeMutableRawBufferPointer
+  private var start = 0
+  private var end = 0
+  private var base: UInt64 = 0
+  private var ended = false
+  private let blobHasher = SHA256()
+  private let spanHasher = SHA256()
+  private var spanActive = false
+  private var spanHashedUpTo: UInt64 = 0
+  private var lastDiscardedByte: UInt8 = 0
+  private var sinceProgress = 0
+  var progress: ((UInt64) -> Void)?
+
+  init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, capacity: Int) {
+    self.read = read
+    buffer = .allocate(byteCount: capacity, alignment: 16)
+  }
+
+  func release() { buffer.deallocate() }
+
+  /// The unconsumed bytes.
+  var available: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[start..<end]) }
+
+  /// Blob offset of the first unconsumed byte.
+  var consumedOffset: UInt64 { base + UInt64(start) }
+
+  func consume(_ count: Int) { start += count }
+  func consumeAll() { start = end }
+
+  /// True if no unconsumed byte is left and the source has no more.
+  func atEnd() throws -> Bool {
+    if start < end { return false }
+    return try !fill()
+  }
+
+  /// Reads more bytes after the unconsumed ones; false at the end of the blob.
+  @discardableResult
+  func fill() throws -> Bool {
+    if start > 0 {
+      hashSpan(upTo: consumedOffset)
+      lastDiscardedByte = buffer[start - 1]
+      let kept = end - start
+      if kept > 0, let destination = buffer.baseAddress {
+        destination.copyMemory(from: destination + start, byteCount: kept)
+      }
+      base += UInt64(start)
+      end = kept
+      start = 0
+    }
+    guard !ended else { return false }
+    guard end < buffer.count else { throw ClipError(.corrupt, "header larger than \(buffer.count) bytes") }
+    let count = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[end...]))
+    guard count > 0 else {
+      ended = true
+      return false
+    }
+    blobHasher.update(UnsafeRawBufferPointer(rebasing: buffer[end..<end + count]))
+    end += count
+    sinceProgress += count
+    if sinceProgress >= 8 << 20, let progress {
+      sinceProgress = 0
+      progress(base + UInt64(end))
+    }
+    return true
+  }
+
+  private func hashSpan(upTo offset: UInt64) {
+    guard spanActive, offset > spanHashedUpTo else { return }
+    let from = Int(spanHashedUpTo - base)
+    let to = Int(offset - base)
+    spanHasher.update(UnsafeRawBufferPointer(rebasing: buffer[from..<to]))
+    spanHashedUpTo = offset
+  }
+
+  /// Ends the current span at `offset` (returning its digest; nil for the first cut) and starts the next one there,
+  /// one byte earlier when the boundary falls `bits` into a byte.
+  func cutSpan(at offset: UInt64, bits: UInt8) -> [UInt8]? {
+    hashSpan(upTo: offset)
+    let digest = spanActive ? spanHasher.finish() : nil
+    spanActive = true
+    if bits > 0 {
+      let byte = offset - 1 >= base ? buffer[Int(offset - 1 - base)] : lastDiscardedByte
+      spanHasher.update([byte])
+    }
+    spanHashedUpTo = offset
+    return digest
+  }
+
+  /// Ends the last span at the end of the blob.
+  func finishSpan() -> [UInt8] {
+    hashSpan(upTo: base + UInt64(end))
+    return spanHasher.finish()
+  }
+
+  func finishDigest() -> [UInt8] { blobHasher.finish() }
+}
+
+/// The uncompressed side of a scan: an output buffer that keeps the last 32 KiB (for checkpoint windows) and
+/// hands every full chunk to the tar sink.
+final class OutputWindow {
+  private let buffer: UnsafeMutableRawBufferPointer
+  private var filled = 0
+  private var delivered = 0
+  private let sink: TarSink
+  /// Bytes produced so far.
+  private(set) var total: UInt64 = 0
+
+  init(chunk: Int, sink: TarSink) {
+    buffer = .allocate(byteCount: deflateWindowSize + chunk, alignment: 16)
+    self.sink = sink
+  }
+
+  func release() { buffer.deallocate() }
+
+  /// Where the decoder writes next.
+  var space: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]) }
+
+  func produced(_ count: Int) {
+    filled += count
+    total += UInt64(count)
+  }
+
+  /// The last `count` bytes produced (at most 32 KiB).
+  func window(_ count: Int) -> [UInt8] {
+    let n = min(count, filled)
+    return Array(buffer[(filled - n)..<filled])
+  }
+
+  /// Hands undelivered bytes to the sink and keeps only the window.
+  func flush() throws {
+    if filled > delivered {
+      try sink.feed(UnsafeRawBufferPointer(rebasing: buffer[delivered..<filled]))
+    }
+    if filled > deflateWindowSize, let base = buffer.baseAddress {
+      base.copyMemory(from: base + (filled - deflateWindowSize), byteCount: deflateWindowSize)
+      filled = deflateWindowSize
+    }
+    delivered = filled
+  }
+}
+
+/// The consumer of the tar stream: digests it (diff ID) and walks it.
+final class TarSink {
+  let hasher = SHA256()
+  private var reader = TarReader()
+  private(set) var entries: [TarEntry] = []
+
+  func feed(_ bytes: UnsafeRawBufferPointer) throws {
+    hasher.update(bytes)
+    try reader.feed(bytes) { entries.append($0) }
+  }
+
+  func finish() throws { try reader.finish() }
+}
+
+/// Places checkpoints at least `spanSize` output bytes apart and collects the span digests.
+struct SpanRecorder {
+  let spanSize: UInt64
+  private(set) var checkpoints: [Checkpoint] = []
+  private(set) var digests: [[UInt8]] = []
+
+  init(spanSize: UInt64) { self.spanSize = spanSize }
+
+  /// Output bytes left before the next checkpoint is due.
+  func untilNextCheckpoint(output: OutputWindow) -> UInt64 {
+    guard let last = checkpoints.last else { return 0 }
+    let since = output.total - last.uncompressedOffset
+    return since >= spanSize ? 0 : spanSize - since
+  }
+
+  /// Records a checkpoint at this boundary if one is due.
+  mutating func maybeCheckpoint(
+    at offset: UInt64, bits: UInt8, output: OutputWindow, window: Int, input: CompressedInput
+  ) {
+    if let last = checkpoints.last, output.total - last.uncompressedOffset < spanSize { return }
+    if let digest = input.cutSpan(at: offset, bits: bits) { digests.append(digest) }
+    checkpoints.append(
+      Checkpoint(
+        uncompressedOffset: output.total, compressedOffset: offset, bits: bits,
+        window: window > 0 ? output.window(window) : []))
+  }
+
+  /// Closes the last span at the end of the blob.
+  mutating func finish(input: CompressedInput) {
+    if !checkpoints.isEmpty { digests.append(input.finishSpan()) }
+  }
+}
