@@ -31,7 +31,7 @@ let package = Package(
     .target(name: "ClipRegistry", dependencies: ["ClipCore", "ClipOCI"], swiftSettings: strict),
     .target(
       name: "ClipStore",
-      dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry"],
+      dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "CClipShims"],
       swiftSettings: strict),
     .executableTarget(
       name: "clip",

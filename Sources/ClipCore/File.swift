@@ -19,6 +19,12 @@ public final class File: @unchecked Sendable {
     self.path = path
   }
 
+  /// Takes ownership of an open descriptor.
+  public init(adopting fd: Int32, path: String) {
+    self.fd = fd
+    self.path = path
+  }
+
   deinit { close(fd) }
 
   /// The file's size in bytes.

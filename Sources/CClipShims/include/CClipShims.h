@@ -1,0 +1,2 @@
+#include "clip_zlib.h"
+#include "clip_fs.h"

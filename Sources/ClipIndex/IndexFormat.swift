@@ -1,0 +1,323 @@
+import CZstd
+import ClipArchive
+import ClipCore
+import ClipOCI
+
+/// The clip index file format (specs/index-format.md): a sequence of checksummed frames, one for the image and one
+/// per layer. A layer frame depends only on the layer, so it is byte-identical in every image that has the layer and
+/// can be stored on its own, keyed by the layer digest.
+public enum IndexFormat {
+  /// The format version this code writes and reads.
+  public static let version: UInt16 = 1
+  /// The first bytes of every frame.
+  public static let magic: [UInt8] = Array("CLIPIDX\0".utf8)
+  /// zstd level for frame payloads: measured as the knee of size against time.
+  static let compressionLevel: Int32 = 12
+  /// The largest payload a frame may declare (corrupt lengths must not allocate without limit).
+  static let maxPayload: UInt64 = 4 << 30
+
+  enum FrameKind: UInt8 {
+    case image = 1
+    case layer = 2
+  }
+
+  // MARK: - Files
+
+  /// Encodes an image index as a complete `.clip` file.
+  public static func encode(_ index: ImageIndex) -> [UInt8] {
+    var bytes = frame(.image, payload: imagePayload(index))
+    for layer in index.layerIndexes { bytes += encode(layer) }
+    return bytes
+  }
+
+  /// Encodes a layer index as one frame (also the format of a standalone layer index file).
+  public static func encode(_ layer: LayerIndex) -> [UInt8] { frame(.layer, payload: layerPayload(layer)) }
+
+  /// Decodes a `.clip` file, verifying every frame's checksum.
+  public static func decodeImage(_ bytes: [UInt8]) throws -> ImageIndex {
+    var position = 0
+    let imageBytes = try readFrame(bytes, at: &position, expecting: .image)
+    var index = try decodeImagePayload(imageBytes)
+    for (i, layer) in index.layers.enumerated() {
+      let payload = try ClipError.inContext("layer \(i + 1) (\(layer.digest))") {
+        try readFrame(bytes, at: &position, expecting: .layer)
+      }
+      let layerIndex = try ClipError.inContext("layer \(i + 1) (\(layer.digest))") { try decodeLayerPayload(payload) }
+      guard layerIndex.digest == layer.digest else {
+        throw ClipError(.corrupt, "corrupt index: layer \(i + 1) is \(layerIndex.digest), expected \(layer.digest)")
+      }
+      index.layerIndexes.append(layerIndex)
+    }
+    guard position == bytes.count else {
+      throw ClipError(.corrupt, "corrupt index: \(bytes.count - position) unexpected bytes after the last layer")
+    }
+    return index
+  }
+
+  /// Decodes a standalone layer index file.
+  public static func decodeLayer(_ bytes: [UInt8]) throws -> LayerIndex {
+    var position = 0
+    let payload = try readFrame(bytes, at: &position, expecting: .layer)
+    guard position == bytes.count else { throw ClipError(.corrupt, "corrupt layer index: trailing bytes") }
+    return try decodeLayerPayload(payload)
+  }
+
+  /// The size of each frame of an encoded image index, for `clip inspect`: the image frame, then one per layer.
+  public static func frameSizes(_ bytes: [UInt8]) throws -> [(stored: Int, raw: Int)] {
+    var sizes: [(Int, Int)] = []
+    var position = 0
+    while position < bytes.count {
+      let start = position
+      let payload = try readFrame(bytes, at: &position, expecting: nil)
+      sizes.append((position - start, payload.count))
+    }
+    return sizes
+  }
+
+  // MARK: - Frames
+
+  private static let headerSize = 8 + 2 + 1 + 1 + 8 + 8
+
+  private static func frame(_ kind: FrameKind, payload: [UInt8]) -> [UInt8] {
+    let bound = ZSTD_compressBound(payload.count)
+    var stored = [UInt8](repeating: 0, count: bound)
+    let size = stored.withUnsafeMutableBytes { out in
+      payload.withUnsafeBytes { ZSTD_compress(out.baseAddress, bound, $0.baseAddress, payload.count, compressionLevel) }
+    }
+    var codec: UInt8 = 1
+    if ZSTD_isError(size) != 0 || size >= payload.count {
+      stored = payload
+      codec = 0
+    } else {
+      stored.removeSubrange(size...)
+    }
+    var writer = ByteWriter()
+    writer.raw(magic)
+    writer.u16(version)
+    writer.u8(kind.rawValue)
+    writer.u8(codec)
+    writer.u64(UInt64(payload.count))
+    writer.u64(UInt64(stored.count))
+    writer.raw(stored)
+    writer.raw(SHA256.hash(writer.bytes))
+    return writer.bytes
+  }
+
+  private static func readFrame(_ bytes: [UInt8], at position: inout Int, expecting kind: FrameKind?) throws -> [UInt8] {
+    let start = position
+    func corrupt(_ message: String) -> ClipError {
+      ClipError(.corrupt, "corrupt index: \(message)", context: ["frame at byte \(start)"])
+    }
+    guard bytes.count - start >= headerSize + 32 else { throw corrupt("file is truncated") }
+    var reader = ByteReader(Array(bytes[start..<start + headerSize]), what: "index frame header")
+    guard Array(try reader.raw(8)) == magic else { throw corrupt("not a clip index (bad magic)") }
+    let version = try reader.u16()
+    guard version == Self.version else {
+      throw ClipError(.unsupported, "index format version \(version) is not supported (this clip reads version \(Self.version))")
+    }
+    let kindByte = try reader.u8()
+    guard let frameKind = FrameKind(rawValue: kindByte) else { throw corrupt("unknown frame kind \(kindByte)") }
+    if let kind, kind != frameKind { throw corrupt("expected a \(kind) frame, found \(frameKind)") }
+    let codec = try reader.u8()
+    let rawLength = try reader.u64()
+    let storedLength = try reader.u64()
+    guard rawLength <= maxPayload, storedLength <= UInt64(bytes.count - start - headerSize - 32) else {
+      throw corrupt("file is truncated or a length is corrupt")
+    }
+    let end = start + headerSize + Int(storedLength)
+    let checksum = bytes[start..<end].withUnsafeBytes { SHA256.hash($0) }
+    guard Array(bytes[end..<end + 32]) == checksum else { throw corrupt("checksum mismatch") }
+    position = end + 32
+    let stored = Array(bytes[(start + headerSize)..<end])
+    switch codec {
+    case 0:
+      guard rawLength == storedLength else { throw corrupt("raw frame length mismatch") }
+      return stored
+    case 1:
+      var payload = [UInt8](repeating: 0, count: Int(rawLength))
+      let size = payload.withUnsafeMutableBytes { out in
+        stored.withUnsafeBytes { ZSTD_decompress(out.baseAddress, out.count, $0.baseAddress, $0.count) }
+      }
+      guard ZSTD_isError(size) == 0, size == Int(rawLength) else { throw corrupt("payload does not decompress") }
+      return payload
+    default:
+      throw corrupt("unknown codec \(codec)")
+    }
+  }
+
+  // MARK: - Image payload
+
+  private static func imagePayload(_ index: ImageIndex) -> [UInt8] {
+    var w = ByteWriter()
+    w.string(index.source)
+    w.raw(index.manifestDigest.bytes)
+    w.string(index.manifestMediaType)
+    w.string(index.platform.description)
+    w.raw(index.configDigest.bytes)
+    let run = index.runConfig
+    w.optionalString(run.user)
+    w.strings(run.env)
+    w.strings(run.entrypoint)
+    w.strings(run.cmd)
+    w.optionalString(run.workingDir)
+    w.varint(index.layers.count)
+    for layer in index.layers {
+      w.string(layer.mediaType)
+      w.raw(layer.digest.bytes)
+      w.varint(layer.size)
+      w.raw(layer.diffID.bytes)
+    }
+    return w.bytes
+  }
+
+  private static func decodeImagePayload(_ bytes: [UInt8]) throws -> ImageIndex {
+    var r = ByteReader(bytes, what: "image index")
+    let source = try r.string()
+    let manifestDigest = try r.digest()
+    let manifestMediaType = try r.string()
+    let platform = try Platform(parsing: try r.string())
+    let configDigest = try r.digest()
+    let run = ImageConfig.RunConfig(
+      user: try r.optionalString(), env: try r.strings(), entrypoint: try r.strings(), cmd: try r.strings(),
+      workingDir: try r.optionalString())
+    let layerCount = try r.count(minimumSize: 66)
+    var layers: [ImageLayer] = []
+    for _ in 0..<layerCount {
+      layers.append(
+        ImageLayer(mediaType: try r.string(), digest: try r.digest(), size: try r.varint(), diffID: try r.digest()))
+    }
+    guard r.remaining == 0 else { throw r.corrupt("trailing bytes") }
+    return ImageIndex(
+      source: source, manifestDigest: manifestDigest, manifestMediaType: manifestMediaType, platform: platform,
+      configDigest: configDigest, runConfig: run, layers: layers, layerIndexes: [])
+  }
+
+  // MARK: - Layer payload
+
+  private static func layerPayload(_ layer: LayerIndex) -> [UInt8] {
+    var w = ByteWriter()
+    w.raw(layer.digest.bytes)
+    w.u8(layer.compression.rawValue)
+    w.varint(layer.compressedSize)
+    w.varint(layer.uncompressedSize)
+    w.raw(layer.diffID.bytes)
+    w.varint(layer.spanSize)
+    w.varint(layer.checkpoints.count)
+    var previous = Checkpoint(uncompressedOffset: 0, compressedOffset: 0)
+    for point in layer.checkpoints {
+      w.varint(point.uncompressedOffset - previous.uncompressedOffset)
+      w.varint(point.compressedOffset - previous.compressedOffset)
+      w.u8(point.bits)
+      w.data(point.window)
+      previous = point
+    }
+    for digest in layer.spanDigests { w.raw(digest) }
+    w.varint(layer.entries.count)
+    var previousPath: [UInt8] = []
+    for entry in layer.entries {
+      w.u8(entry.kind.rawValue)
+      let shared = zip(previousPath, entry.path).prefix { $0 == $1 }.count
+      w.varint(shared)
+      w.data(entry.path[shared...])
+      previousPath = entry.path
+      w.varint(entry.mode)
+      w.varint(entry.uid)
+      w.varint(entry.gid)
+      w.svarint(entry.mtime)
+      w.varint(entry.mtimeNanoseconds)
+      switch entry.kind {
+      case .regular:
+        w.varint(entry.size)
+        if entry.size > 0 { w.varint(entry.dataOffset) }
+      case .symlink, .hardlink:
+        w.data(entry.linkTarget)
+      case .characterDevice, .blockDevice:
+        w.varint(entry.deviceMajor)
+        w.varint(entry.deviceMinor)
+      case .directory, .fifo:
+        break
+      }
+      w.varint(entry.xattrs.count)
+      for xattr in entry.xattrs {
+        w.string(xattr.name)
+        w.data(xattr.value)
+      }
+    }
+    return w.bytes
+  }
+
+  private static func decodeLayerPayload(_ bytes: [UInt8]) throws -> LayerIndex {
+    var r = ByteReader(bytes, what: "layer index")
+    let digest = try r.digest()
+    let compressionByte = try r.u8()
+    guard let compression = LayerCompression(rawValue: compressionByte) else {
+      throw r.corrupt("unknown compression \(compressionByte)")
+    }
+    let compressedSize = try r.varint()
+    let uncompressedSize = try r.varint()
+    let diffID = try r.digest()
+    let spanSize = try r.varint()
+    let checkpointCount = try r.count(minimumSize: 4 + 32)
+    var checkpoints: [Checkpoint] = []
+    checkpoints.reserveCapacity(checkpointCount)
+    var previous = Checkpoint(uncompressedOffset: 0, compressedOffset: 0)
+    for _ in 0..<checkpointCount {
+      let (u, uOverflow) = previous.uncompressedOffset.addingReportingOverflow(try r.varint())
+      let (c, cOverflow) = previous.compressedOffset.addingReportingOverflow(try r.varint())
+      let bits = try r.u8()
+      let window = try r.data()
+      guard !uOverflow, !cOverflow, u <= uncompressedSize, c <= compressedSize, bits < 8, window.count <= deflateWindowSize,
+        c > 0 || bits == 0
+      else { throw r.corrupt("checkpoint out of range") }
+      previous = Checkpoint(uncompressedOffset: u, compressedOffset: c, bits: bits, window: window)
+      checkpoints.append(previous)
+    }
+    var spanDigests: [[UInt8]] = []
+    spanDigests.reserveCapacity(checkpointCount)
+    for _ in 0..<checkpointCount { spanDigests.append(Array(try r.raw(32))) }
+    let entryCount = try r.count(minimumSize: 8)
+    var entries: [TarEntry] = []
+    entries.reserveCapacity(entryCount)
+    var previousPath: [UInt8] = []
+    for _ in 0..<entryCount {
+      let kindByte = try r.u8()
+      guard let kind = EntryKind(rawValue: kindByte) else { throw r.corrupt("unknown entry kind \(kindByte)") }
+      let shared = try r.varint()
+      guard shared <= UInt64(previousPath.count) else { throw r.corrupt("bad path prefix") }
+      var path = Array(previousPath[..<Int(shared)])
+      path += try r.raw(try r.count())
+      previousPath = path
+      var entry = TarEntry(path: path, kind: kind)
+      entry.mode = try r.varint32()
+      entry.uid = try r.varint32()
+      entry.gid = try r.varint32()
+      entry.mtime = try r.svarint()
+      entry.mtimeNanoseconds = try r.varint32()
+      switch kind {
+      case .regular:
+        entry.size = try r.varint()
+        if entry.size > 0 { entry.dataOffset = try r.varint() }
+        let (end, overflow) = entry.dataOffset.addingReportingOverflow(entry.size)
+        guard !overflow, end <= uncompressedSize else { throw r.corrupt("file data out of range") }
+      case .symlink, .hardlink:
+        entry.linkTarget = try r.data()
+      case .characterDevice, .blockDevice:
+        entry.deviceMajor = try r.varint32()
+        entry.deviceMinor = try r.varint32()
+      case .directory, .fifo:
+        break
+      }
+      let xattrCount = try r.count(minimumSize: 2)
+      for _ in 0..<xattrCount { entry.xattrs.append(ExtendedAttribute(name: try r.string(), value: try r.data())) }
+      entries.append(entry)
+    }
+    guard r.remaining == 0 else { throw r.corrupt("trailing bytes") }
+    for i in checkpoints.indices.dropFirst()
+    where checkpoints[i].uncompressedOffset < checkpoints[i - 1].uncompressedOffset {
+      throw r.corrupt("checkpoints out of order")
+    }
+    return LayerIndex(
+      digest: digest, compression: compression, compressedSize: compressedSize, uncompressedSize: uncompressedSize,
+      diffID: diffID, spanSize: spanSize, checkpoints: checkpoints, spanDigests: spanDigests, entries: entries)
+  }
+}

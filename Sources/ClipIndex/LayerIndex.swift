@@ -1,0 +1,86 @@
+import ClipArchive
+import ClipCore
+import ClipOCI
+
+/// The index of one layer blob: where decoding can resume, a digest of every span, and every tar entry with the
+/// offset of its data. It depends only on the blob (and the span size), so it is keyed by the layer digest and shared
+/// by every image containing that layer.
+public struct LayerIndex: Sendable, Equatable {
+  /// The digest of the layer blob.
+  public var digest: Digest
+  /// How the blob is compressed.
+  public var compression: LayerCompression
+  /// Size of the blob.
+  public var compressedSize: UInt64
+  /// Size of the tar stream.
+  public var uncompressedSize: UInt64
+  /// Digest of the tar stream.
+  public var diffID: Digest
+  /// The span size the checkpoints were placed with.
+  public var spanSize: UInt64
+  /// Resume points, first at the start of the data; span `i` runs from checkpoint `i` to checkpoint `i + 1`.
+  public var checkpoints: [Checkpoint]
+  /// SHA-256 of each span's compressed bytes (`compressedRange(ofSpan:)`).
+  public var spanDigests: [[UInt8]]
+  /// The tar entries in stream order.
+  public var entries: [TarEntry]
+
+  /// Creates a layer index.
+  public init(
+    digest: Digest, compression: LayerCompression, compressedSize: UInt64, uncompressedSize: UInt64,
+    diffID: Digest, spanSize: UInt64, checkpoints: [Checkpoint], spanDigests: [[UInt8]], entries: [TarEntry]
+  ) {
+    self.digest = digest
+    self.compression = compression
+    self.compressedSize = compressedSize
+    self.uncompressedSize = uncompressedSize
+    self.diffID = diffID
+    self.spanSize = spanSize
+    self.checkpoints = checkpoints
+    self.spanDigests = spanDigests
+    self.entries = entries
+  }
+
+  /// Builds the index from a scan, checking the scan's digests against the ones the manifest promised.
+  public init(scan: LayerScan, digest expected: Digest, diffID expectedDiffID: Digest?, spanSize: UInt64) throws {
+    let digest = try Digest(sha256: scan.digest)
+    guard digest == expected else {
+      throw ClipError(.digestMismatch, "layer blob digest is \(digest), not the \(expected) the manifest names")
+    }
+    let diffID = try Digest(sha256: scan.diffID)
+    if let expectedDiffID, diffID != expectedDiffID {
+      throw ClipError(
+        .digestMismatch, "uncompressed layer digest is \(diffID), not the diff ID \(expectedDiffID) of the config")
+    }
+    self.init(
+      digest: digest, compression: scan.compression, compressedSize: scan.compressedSize,
+      uncompressedSize: scan.uncompressedSize, diffID: diffID, spanSize: spanSize, checkpoints: scan.checkpoints,
+      spanDigests: scan.spanDigests, entries: scan.entries)
+  }
+
+  /// Number of spans.
+  public var spanCount: Int { checkpoints.count }
+
+  /// The tar-stream bytes span `i` covers.
+  public func uncompressedRange(ofSpan i: Int) -> Range<UInt64> {
+    let end = i + 1 < checkpoints.count ? checkpoints[i + 1].uncompressedOffset : uncompressedSize
+    return checkpoints[i].uncompressedOffset..<end
+  }
+
+  /// The blob bytes needed to decode span `i`: from its checkpoint to the next one.
+  public func compressedRange(ofSpan i: Int) -> Range<UInt64> {
+    let end = i + 1 < checkpoints.count ? checkpoints[i + 1].compressedOffset : compressedSize
+    return checkpoints[i].compressedStart..<end
+  }
+
+  /// The span holding tar-stream offset `offset` (the last span for offsets at or past the end).
+  public func span(containing offset: UInt64) -> Int {
+    var low = 0
+    var high = checkpoints.count - 1
+    while low < high {
+      let mid = (low + high + 1) / 2
+      if checkpoints[mid].uncompressedOffset <= offset { low = mid } else { high = mid - 1 }
+    }
+    return low
+  }
+}

@@ -1,0 +1,95 @@
+import ClipCore
+import ClipOCI
+
+/// An image as a source resolved it: the manifest chosen for the platform and its config, both verified.
+public struct ResolvedImage: Sendable {
+  /// The manifest's digest.
+  public var manifestDigest: Digest
+  /// The manifest's media type.
+  public var manifestMediaType: String
+  /// The manifest.
+  public var manifest: Manifest
+  /// The config's digest.
+  public var configDigest: Digest
+  /// The image config.
+  public var config: ImageConfig
+  /// The platform of the chosen manifest.
+  public var platform: Platform
+}
+
+/// Where an image's manifest and blobs come from: an OCI image layout on disk or (later) a registry.
+///
+/// Both give the same semantics and errors: a missing blob is `.notFound`, a short or out-of-range read `.corrupt`.
+/// Implementations are safe to call from several threads at once.
+public protocol ImageSource: Sendable {
+  /// The source as the user can write it again (e.g. `oci:/abs/dir:tag`); recorded in indexes.
+  var name: String { get }
+
+  /// Finds the image manifest for `platform` (in a multi-platform index) and its config, verifying their digests.
+  func resolve(platform: Platform) throws -> ResolvedImage
+
+  /// Streams a whole blob: `body` gets a function that fills a buffer and returns the count (0 at the end).
+  func withBlobStream<T>(
+    _ digest: Digest, _ body: (@escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> T
+  ) throws -> T
+
+  /// Reads `range` of a blob.
+  func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8]
+}
+
+/// Opens a source from its textual form. Supported: `oci:DIR[:TAG]` (skopeo's syntax).
+public func openImageSource(_ text: String) throws -> any ImageSource {
+  if text.hasPrefix("oci:") { return try OCILayoutSource(reference: String(text.dropFirst(4))) }
+  throw ClipError(.invalidArgument, "unsupported image source '\(text)' (expected oci:DIR[:TAG])")
+}
+
+extension ImageSource {
+  /// Picks the image manifest for `platform` from a manifest or index document, following nested indexes.
+  func resolve(
+    manifestBytes: [UInt8], digest: Digest, platform: Platform, fetch: (Descriptor) throws -> [UInt8]
+  ) throws -> ResolvedImage {
+    var bytes = manifestBytes
+    var digest = digest
+    for _ in 0..<4 {
+      guard let type = sniffMediaType(bytes) else {
+        throw ClipError(.corrupt, "\(digest) is neither an image manifest nor an index")
+      }
+      if MediaType.isIndex(type) {
+        let index = try decodeJSON(Index.self, from: bytes, what: "image index \(digest)")
+        let chosen = try index.manifest(for: platform)
+        bytes = try fetch(chosen)
+        digest = chosen.digest
+        continue
+      }
+      guard MediaType.isManifest(type) else {
+        throw ClipError(.unsupported, "\(digest) has media type \(type), not an image manifest")
+      }
+      let manifest = try decodeJSON(Manifest.self, from: bytes, what: "image manifest \(digest)")
+      let configBytes = try fetch(manifest.config)
+      let config = try decodeJSON(ImageConfig.self, from: configBytes, what: "image config \(manifest.config.digest)")
+      guard config.rootfs.diffIDs.count == manifest.layers.count else {
+        throw ClipError(
+          .corrupt,
+          "image config lists \(config.rootfs.diffIDs.count) diff IDs for \(manifest.layers.count) layers")
+      }
+      let imagePlatform = Platform(
+        os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture,
+        variant: config.variant)
+      return ResolvedImage(
+        manifestDigest: digest, manifestMediaType: type, manifest: manifest, configDigest: manifest.config.digest,
+        config: config, platform: imagePlatform)
+    }
+    throw ClipError(.corrupt, "image indexes nest too deeply")
+  }
+}
+
+/// Checks that fetched bytes have the digest (and size) their descriptor promises.
+public func verify(_ bytes: [UInt8], against descriptor: Descriptor, what: String) throws {
+  let actual = Digest.of(bytes)
+  guard actual == descriptor.digest else {
+    throw ClipError(.digestMismatch, "\(what) has digest \(actual), not \(descriptor.digest)")
+  }
+  guard Int64(bytes.count) == descriptor.size else {
+    throw ClipError(.corrupt, "\(what) \(descriptor.digest) is \(bytes.count) bytes, not \(descriptor.size)")
+  }
+}

@@ -1,0 +1,121 @@
+import ClipArchive
+import ClipCore
+import ClipIndex
+import ClipOCI
+import ClipRegistry
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Indexes an image: resolves its manifest, scans every layer once (several at a time), verifies each layer's
+/// blob digest and diff ID, and assembles the image index.
+public struct ImageIndexer: Sendable {
+  /// Output bytes between checkpoints.
+  public var spanSize: UInt64 = 4 << 20
+  /// The platform to pick from a multi-platform image.
+  public var platform: Platform = .current
+  /// Layers scanned at once.
+  public var parallelism: Int = max(1, System.coreCount)
+  /// A directory of layer indexes keyed by layer digest and span size, reused across images; nil for none.
+  public var layerCache: String?
+  /// Called with (blob bytes read so far, total blob bytes) while scanning.
+  public var progress: (@Sendable (UInt64, UInt64) -> Void)?
+
+  /// Creates an indexer with the defaults.
+  public init() {}
+
+  /// Indexes the image `source` names.
+  public func index(_ source: any ImageSource) throws -> ImageIndex {
+    let image = try source.resolve(platform: platform)
+    let descriptors = image.manifest.layers
+    let layers = try descriptors.enumerated().map { i, descriptor in
+      guard LayerCompression(mediaType: descriptor.mediaType) != nil else {
+        throw ClipError(.unsupported, "layer \(i + 1) (\(descriptor.digest)) has media type \(descriptor.mediaType)")
+      }
+      return ImageLayer(
+        mediaType: descriptor.mediaType, digest: descriptor.digest, size: UInt64(max(descriptor.size, 0)),
+        diffID: image.config.rootfs.diffIDs[i])
+    }
+    let total = layers.reduce(0) { $0 + $1.size }
+    let done = ByteCounter()
+    let results = Mutex<[Int: Result<LayerIndex, ClipError>]>([:])
+    let next = Atomic<Int>(0)
+    let workers = min(parallelism, max(layers.count, 1))
+    DispatchQueue.concurrentPerform(iterations: workers) { _ in
+      while true {
+        let i = next.add(1, ordering: .relaxed).oldValue
+        guard i < layers.count else { return }
+        if results.withLock({ $0.values.contains { if case .failure = $0 { true } else { false } } }) { return }
+        let result: Result<LayerIndex, ClipError>
+        do {
+          result = .success(try indexLayer(layers[i], number: i + 1, source: source, done: done, total: total))
+        } catch let error as ClipError {
+          result = .failure(error)
+        } catch {
+          result = .failure(ClipError(.system, "\(error)").adding("layer \(i + 1) (\(layers[i].digest))"))
+        }
+        results.withLock { $0[i] = result }
+      }
+    }
+    let collected = results.withLock { $0 }.sorted { $0.key < $1.key }
+    for (_, result) in collected { if case .failure(let error) = result { throw error } }
+    let layerIndexes = try collected.map { try $0.value.get() }
+    guard layerIndexes.count == layers.count else { throw ClipError(.system, "not every layer was indexed") }
+    return ImageIndex(
+      source: source.name, manifestDigest: image.manifestDigest, manifestMediaType: image.manifestMediaType,
+      platform: image.platform, configDigest: image.configDigest, runConfig: image.config.config ?? .init(),
+      layers: layers, layerIndexes: layerIndexes)
+  }
+
+  private func indexLayer(
+    _ layer: ImageLayer, number: Int, source: any ImageSource, done: ByteCounter, total: UInt64
+  ) throws -> LayerIndex {
+    try ClipError.inContext("layer \(number) (\(layer.digest))") {
+      let cachePath = layerCache.map { "\($0)/\(layer.digest.hex).\(spanSize).layer" }
+      if let cachePath, let bytes = try? File.readAll(cachePath), let cached = try? IndexFormat.decodeLayer(bytes),
+        cached.digest == layer.digest, cached.diffID == layer.diffID
+      {
+        done.add(layer.size)
+        return cached
+      }
+      guard let compression = LayerCompression(mediaType: layer.mediaType) else {
+        throw ClipError(.unsupported, "media type \(layer.mediaType) is not a layer")
+      }
+      let scanner = LayerScanner(compression: compression, spanSize: spanSize)
+      var reported: UInt64 = 0
+      if let progress {
+        scanner.progress = { bytes in
+          let sum = done.add(bytes - reported)
+          reported = bytes
+          progress(sum, total)
+        }
+      }
+      let scan = try source.withBlobStream(layer.digest) { read in try scanner.scan(read) }
+      done.add(scan.compressedSize - min(reported, scan.compressedSize))
+      guard scan.compressedSize == layer.size else {
+        throw ClipError(.corrupt, "layer blob is \(scan.compressedSize) bytes, the manifest says \(layer.size)")
+      }
+      let index = try LayerIndex(scan: scan, digest: layer.digest, diffID: layer.diffID, spanSize: spanSize)
+      if let cachePath { try? File.writeAtomically(cachePath, IndexFormat.encode(index)) }
+      return index
+    }
+  }
+}
+
+/// Facts about this machine.
+public enum System {
+  /// Online CPU cores.
+  public static var coreCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}
+
+/// A byte count shared between threads.
+final class ByteCounter: Sendable {
+  private let value = Atomic<UInt64>(0)
+
+  /// Adds `count` and returns the new total.
+  @discardableResult
+  func add(_ count: UInt64) -> UInt64 { value.add(count, ordering: .relaxed).newValue }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import ClipCore
+import ClipIndex
+import ClipOCI
+import ClipRegistry
+import ClipStore
+
+/// `clip index SOURCE -o IMAGE.clip`
+struct IndexCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "index", abstract: "Index an image in one streaming pass.")
+
+  @Argument(help: "The image: oci:LAYOUT_DIR[:TAG].")
+  var source: String
+
+  @Option(name: .shortAndLong, help: "The index file to write.")
+  var output: String
+
+  @Option(help: "Uncompressed bytes between checkpoints (e.g. 4M).")
+  var spanSize: String = "4M"
+
+  @Option(help: "The platform to pick from a multi-platform image (OS/ARCH[/VARIANT]); default: this machine's.")
+  var platform: String?
+
+  @Option(help: "A directory of layer indexes reused across images (keyed by layer digest).")
+  var layerCache: String?
+
+  func run() throws {
+    try reportingErrors {
+      var indexer = ImageIndexer()
+      indexer.spanSize = try parseSize(spanSize)
+      if let platform { indexer.platform = try Platform(parsing: platform) }
+      indexer.layerCache = layerCache
+      let progress = ProgressLine("indexing")
+      indexer.progress = { progress.update($0, $1) }
+      let index = try indexer.index(try openImageSource(source))
+      progress.finish()
+      try ClipError.inContext(output) { try File.writeAtomically(output, IndexFormat.encode(index)) }
+    }
+  }
+}
