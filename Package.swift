@@ -41,9 +41,15 @@ let package = Package(
       ],
       swiftSettings: strict),
 
-    .testTarget(name: "ClipArchiveTests", dependencies: ["ClipArchive", "CClipShims", "CZlib"], swiftSettings: strict),
-    .testTarget(name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive"], swiftSettings: strict),
-    .testTarget(name: "ClipOCITests", dependencies: ["ClipOCI", "ClipRegistry"], swiftSettings: strict),
+    // Test-only helpers: a tar builder and compressors for test layers.
+    .target(name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto"], path: "Tests/ClipTestSupport"),
+    .testTarget(
+      name: "ClipArchiveTests", dependencies: ["ClipArchive", "ClipOCI", "ClipTestSupport"], swiftSettings: strict),
+    .testTarget(
+      name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive", "ClipTestSupport"], swiftSettings: strict),
+    .testTarget(
+      name: "ClipStoreTests", dependencies: ["ClipStore", "ClipRegistry", "ClipOCI", "ClipTestSupport"],
+      swiftSettings: strict),
   ],
   swiftLanguageModes: [.v6]
 )

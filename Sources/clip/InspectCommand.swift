@@ -14,6 +14,9 @@ struct InspectCommand: ParsableCommand {
   @Flag(help: "Print JSON.")
   var json = false
 
+  @Flag(help: "Measure loading: print the median milliseconds to decode the index and build the merged tree.")
+  var loadTime = false
+
   struct Report: Encodable {
     struct Layer: Encodable {
       var digest: String
@@ -44,6 +47,7 @@ struct InspectCommand: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
+      if loadTime { return try measureLoad() }
       let bytes = try ClipError.inContext(index) { try File.readAll(index) }
       let image = try ClipError.inContext(index) { try IndexFormat.decodeImage(bytes) }
       let frames = try IndexFormat.frameSizes(bytes)
@@ -90,5 +94,19 @@ struct InspectCommand: ParsableCommand {
         report.imageFrameBytes, percent)
       try writeOut(Array(out.utf8))
     }
+  }
+
+  private func measureLoad() throws {
+    var samples: [Double] = []
+    for _ in 0..<9 {
+      let start = DispatchTime.now().uptimeNanoseconds
+      let bytes = try File.readAll(index)
+      let image = try IndexFormat.decodeImage(bytes)
+      let tree = try MergedTree(layers: image.layerIndexes)
+      precondition(!tree.nodes.isEmpty)
+      samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    samples.sort()
+    try writeOut(Array(String(format: "load-ms %.2f\n", samples[samples.count / 2]).utf8))
   }
 }

@@ -63,6 +63,15 @@ MTIME_EXCEPTIONS = [
     ("data/impl", "implicit parent (L2 data/impl/x/y/file)"),
     ("data/impl/x", "implicit parent (L2 data/impl/x/y/file)"),
     ("data/impl/x/y", "implicit parent (L2 data/impl/x/y/file)"),
+    # 3. a directory re-added in a layer that still has lower-layer children,
+    #    hit later in the same tar by a whiteout of itself or an opaque marker
+    #    in its parent: umoci keeps the re-added dir (it is in its
+    #    "upperPaths"), descends and deletes the lower children, which bumps
+    #    the dir's mtime to the extraction time; nothing restores it.
+    ("data/opq-after/keepdir", "re-added in L4, lower child removed by the"
+     " opaque marker that follows it in L4"),
+    ("data/wh/redir", "re-added in L4, lower child removed by the whiteout"
+     " .wh.redir that follows it in L4"),
 ]
 
 # security.capability, VFS_CAP_REVISION_2 with VFS_CAP_FLAGS_EFFECTIVE:
@@ -268,6 +277,14 @@ def layer1():
     t.file("data/hl/one", "hardlinked content\n", mode=0o640, uid=7, gid=8)
     t.hardlink("data/hl/two", "data/hl/one", mode=0o640, uid=7, gid=8)
     t.hardlink("data/hl/three", "data/hl/one", mode=0o640, uid=7, gid=8)
+    # a second group of 3 that survives unchanged; one name is in another dir
+    t.dir("data/hl2")
+    t.file("data/hl2/p", "second group\n", mode=0o4750, uid=0, gid=10)
+    t.hardlink("data/hl2/q", "data/hl2/p", mode=0o4750, gid=10)
+    t.hardlink("data/hl-q-elsewhere", "data/hl2/p", mode=0o4750, gid=10)
+    # hardlink whose target path is > 100 chars (PAX linkpath)
+    t.hardlink("data/long/hl-to-long", "data/long/" + LONG_DIR_NAME
+               + "-pax-file-name-" + "y" * 40)
     # devices, fifo
     t.dir("data/devs")
     t.dev("data/devs/null", tarfile.CHRTYPE, 1, 3, 0o666)
@@ -293,6 +310,8 @@ def layer1():
     t.dir("data/wh/dir1/deeper")
     t.file("data/wh/dir1/deeper/b", "gone\n")
     t.file("data/wh/keep", "stays\n")
+    t.dir("data/wh/redir")
+    t.file("data/wh/redir/old", "gone (whiteout of the re-added dir in L4)\n")
     # opaque victims
     t.dir("data/opq-before")
     t.file("data/opq-before/a", "gone\n")
@@ -303,6 +322,8 @@ def layer1():
     t.file("data/opq-after/y", "replaced in L4\n")
     t.dir("data/opq-after/olddir")
     t.file("data/opq-after/olddir/z", "gone\n")
+    t.dir("data/opq-after/keepdir")
+    t.file("data/opq-after/keepdir/old", "gone\n")
     # re-declared directory
     t.dir("data/redecl", 0o755)
     t.file("data/redecl/child", "survives the re-declaration\n")
@@ -323,6 +344,9 @@ def layer2():
     t.dir("data/gnu-long")
     t.file("data/gnu-long/" + LONG_DIR_NAME + "-gnu-file-name-" + "z" * 60,
            "gnu long name\n")
+    # hardlink whose target path is > 100 chars (GNU 'K' longlink record)
+    t.hardlink("data/gnu-long/hl-to-long", "data/gnu-long/" + LONG_DIR_NAME
+               + "-gnu-file-name-" + "z" * 60)
     t.symlink("data/gnu-longlink", "../" + "/".join(
         ["gnu-target-component-%02d" % i for i in range(7)]))
     # non-UTF-8 name
@@ -393,7 +417,15 @@ def layer4():
     t.file("data/opq-after/z", "new z from L4\n")
     t.dir("data/opq-after/newdir")
     t.file("data/opq-after/newdir/n", "new\n")
+    t.dir("data/opq-after/keepdir", 0o751)      # re-added, lower child 'old'
+    t.file("data/opq-after/keepdir/fresh", "new\n")
     t.opaque("data/opq-after")
+    # a directory re-added in this layer, then whited out later in the same
+    # layer: the whiteout only hits the lower layers, so redir survives with
+    # just 'fresh'
+    t.dir("data/wh/redir", 0o750)
+    t.file("data/wh/redir/fresh", "new in L4\n")
+    t.whiteout("data/wh", "redir")
     # whiteout a directory and recreate it in the same layer
     t.whiteout("data", "recreate")
     t.dir("data/recreate", 0o755)
@@ -454,6 +486,9 @@ EXPECT = [
     ("data/opq-after/x", "ABSENT"), ("data/opq-after/olddir", "ABSENT"),
     ("data/opq-after/y", "EXISTS"), ("data/opq-after/z", "EXISTS"),
     ("data/opq-after/newdir/n", "EXISTS"),
+    ("data/opq-after/keepdir/fresh", "EXISTS"),
+    ("data/opq-after/keepdir/old", "ABSENT"),
+    ("data/wh/redir/fresh", "EXISTS"), ("data/wh/redir/old", "ABSENT"),
     ("data/recreate/old", "ABSENT"), ("data/recreate/new", "EXISTS"),
     ("data/same/redo", "EXISTS"), ("data/same/redo2", "EXISTS"),
     ("data/t/d2f/child1", "ABSENT"), ("data/t/f2d/inside", "EXISTS"),

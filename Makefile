@@ -1,0 +1,47 @@
+# clip — the two commands the README names: `make demo` (the main job) and `make test` (what CI runs).
+SHELL := /bin/bash
+SWIFT ?= swift
+CLIP_TEST_WORK ?= /tmp/clip-test
+export CLIP_TEST_WORK
+
+.PHONY: all deps build release test unit integration check fmt bench bench-index demo clean
+
+all: build
+
+deps:
+	integration/deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## Unit tests, then the reference and bad-input checks against real images.
+test: build unit integration
+
+unit: deps
+	$(SWIFT) test
+
+integration: build
+	CLIP=$(CURDIR)/.build/debug/clip integration/reference-check.sh
+	CLIP=$(CURDIR)/.build/debug/clip integration/bad-input.sh
+
+## Lint with the same configuration `make fmt` formats with.
+check:
+	$(SWIFT) format lint --strict --configuration .swift-format --recursive Sources Tests Package.swift
+
+fmt:
+	$(SWIFT) format --in-place --configuration .swift-format --recursive Sources Tests Package.swift
+
+bench: bench-index
+
+bench-index: release
+	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-index.sh
+
+## The main job on a default that needs nothing outside this machine.
+demo: release
+	CLIP=$(CURDIR)/.build/release/clip integration/demo.sh
+
+clean:
+	rm -rf .build
