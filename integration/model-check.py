@@ -116,13 +116,25 @@ def special(p):
 class Model:
     def __init__(self):
         self.state = {b".": Node("dir", implicit=True)}
+        self.children = {b".": set()}   # dir path -> set of child paths
+
+    def put(self, p, node):
+        self.state[p] = node
+        if p != b".":
+            self.children[parent(p)].add(p)
+        if node.kind == "dir":
+            self.children.setdefault(p, set())
 
     def remove_tree(self, p, keep_self=False):
-        pre = p + b"/" if p != b"." else b""
-        for k in [k for k in self.state if k.startswith(pre) and k != b"."]:
-            del self.state[k]
-        if not keep_self and p != b".":
-            self.state.pop(p, None)
+        if p not in self.state:
+            return
+        for c in list(self.children.get(p, ())):
+            self.remove_tree(c)
+        if keep_self or p == b".":
+            return
+        del self.state[p]
+        self.children.pop(p, None)
+        self.children[parent(p)].discard(p)
 
     def ensure_parents(self, p):
         anc = []
@@ -134,7 +146,7 @@ class Model:
             raise SystemExit("model-check: parent %r of %r is a %s (not "
                              "modelled)" % (d, p, self.state[d].kind))
         for a in reversed(anc):
-            self.state[a] = Node("dir", implicit=True)
+            self.put(a, Node("dir", implicit=True))
 
     def apply_layer(self, tar_bytes):
         tf = tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:",
@@ -165,7 +177,7 @@ class Model:
                     raise SystemExit("model-check: hardlink %r -> missing %r"
                                      % (p, ti.linkname))
                 self.remove_tree(p)
-                self.state[p] = tgt
+                self.put(p, tgt)
                 continue
             meta = dict(mode=ti.mode & 0o7777, uid=ti.uid, gid=ti.gid,
                         mtime_ns=pax_ns(ti), xattrs=xattrs_of(ti))
@@ -195,8 +207,9 @@ class Model:
             if p == b".":
                 if node.kind != "dir":
                     raise SystemExit("model-check: root is not a dir")
-            self.remove_tree(p) if p != b"." else None
-            self.state[p] = node
+            if p != b".":
+                self.remove_tree(p)
+            self.put(p, node)
 
 
 def groups(state):

@@ -1,6 +1,10 @@
 import ClipArchive
 import ClipCore
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The image's root filesystem: its layers applied in order, as `umoci unpack` or a container runtime would see it.
 ///
 /// Rules (OCI image-spec layer.md): `.wh.NAME` hides NAME of lower layers; `.wh..wh..opq` hides every lower-layer
@@ -37,8 +41,8 @@ public struct MergedTree: Sendable {
 
   /// A name in a directory.
   public struct Node: Sendable, Equatable {
-    /// The name (raw bytes; empty for the root).
-    public var name: [UInt8]
+    /// The name (raw bytes; empty for the root), a slice of the entry path it came from.
+    public var name: ArraySlice<UInt8>
     /// The directory holding it (the root is its own parent).
     public var parent: Int32
     /// The inode it names.
@@ -91,16 +95,19 @@ public struct MergedTree: Sendable {
   }
 
   /// The child of directory `node` called `name`.
-  public func child(of node: Int32, named name: some Collection<UInt8>) -> Int32? {
+  public func child(of node: Int32, named name: [UInt8]) -> Int32? { child(of: node, named: name[...]) }
+
+  /// The child of directory `node` called `name`.
+  public func child(of node: Int32, named name: ArraySlice<UInt8>) -> Int32? {
     let list = children(of: node)
     var low = list.startIndex
     var high = list.endIndex
     while low < high {
       let mid = (low + high) / 2
-      let candidate = nodes[Int(list[mid])].name
-      if candidate.lexicographicallyPrecedes(name) {
+      let order = compareNames(nodes[Int(list[mid])].name, name)
+      if order < 0 {
         low = mid + 1
-      } else if name.lexicographicallyPrecedes(candidate) {
+      } else if order > 0 {
         high = mid
       } else {
         return list[mid]
@@ -148,7 +155,7 @@ public struct MergedTree: Sendable {
 
   /// The full path of a node, `/`-separated, without a leading `/`.
   public func path(of node: Int32) -> [UInt8] {
-    var parts: [[UInt8]] = []
+    var parts: [ArraySlice<UInt8>] = []
     var current = node
     while current != Self.root {
       parts.append(nodes[Int(current)].name)
@@ -158,29 +165,75 @@ public struct MergedTree: Sendable {
   }
 }
 
-/// The mutable side of the merge: directories as hash maps, rebuilt into sorted arrays at the end.
+/// Byte-wise order of two names (memcmp, then length): the order of a directory's children.
+@inline(__always)
+func compareNames(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> Int {
+  let common = min(a.count, b.count)
+  let order = a.withUnsafeBytes { x in
+    b.withUnsafeBytes { y -> Int32 in
+      guard common > 0, let p = x.baseAddress, let q = y.baseAddress else { return 0 }
+      return memcmp(p, q, common)
+    }
+  }
+  if order != 0 { return Int(order) }
+  return a.count - b.count
+}
+
+/// A name as a hash key: hashed in one call over its bytes, not byte by byte.
+struct NameKey: Hashable {
+  let bytes: ArraySlice<UInt8>
+
+  init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
+  init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+
+  func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+  static func == (a: NameKey, b: NameKey) -> Bool { a.bytes.count == b.bytes.count && compareNames(a.bytes, b.bytes) == 0 }
+}
+
+/// The mutable side of the merge. All directory entries live in one hash map keyed by (directory, generation, name):
+/// emptying a directory (an opaque marker) bumps its generation instead of visiting its children, and nothing is
+/// allocated per directory. `finish` keeps what the root reaches, sorted.
 private struct TreeBuilder {
   struct BuildNode {
-    var name: [UInt8]
+    var name: ArraySlice<UInt8>
     var parent: Int32
     var inode: Int32
-    var children: [[UInt8]: Int32]?  // non-nil for directories
+    var isDirectory: Bool
+    var generation: Int32 = 0
   }
 
+  struct ChildKey: Hashable {
+    let parent: Int32
+    let generation: Int32
+    let name: NameKey
+
+    func hash(into hasher: inout Hasher) {
+      hasher.combine(parent)
+      hasher.combine(generation)
+      name.hash(into: &hasher)
+    }
+  }
+
+  let layers: [LayerIndex]
   var nodes: [BuildNode] = []
   var inodes: [MergedTree.Inode] = []
+  var children: [ChildKey: Int32] = [:]
   private var cachedParentPath: [UInt8]? = nil
   private var cachedParent: Int32 = 0
 
   static let whiteoutPrefix = Array(".wh.".utf8)
   static let opaqueMarker = Array(".wh..wh..opq".utf8)
-
-  let layers: [LayerIndex]
+  static let dot = Array(".".utf8)
+  static let dotdot = Array("..".utf8)
 
   init(layers: [LayerIndex]) {
     self.layers = layers
+    let total = layers.reduce(0) { $0 + $1.entries.count }
+    nodes.reserveCapacity(total + 1)
+    inodes.reserveCapacity(total + 1)
+    children.reserveCapacity(total)
     inodes.append(Self.implicitDirectory())
-    nodes.append(BuildNode(name: [], parent: 0, inode: 0, children: [:]))
+    nodes.append(BuildNode(name: [], parent: 0, inode: 0, isDirectory: true))
   }
 
   static func implicitDirectory() -> MergedTree.Inode {
@@ -189,73 +242,107 @@ private struct TreeBuilder {
       layer: -1, entry: -1)
   }
 
+  // MARK: Directory entries
+
+  func child(of directory: Int32, _ name: NameKey) -> Int32? {
+    children[ChildKey(parent: directory, generation: nodes[Int(directory)].generation, name: name)]
+  }
+
+  mutating func setChild(of directory: Int32, _ name: NameKey, _ node: Int32?) {
+    children[ChildKey(parent: directory, generation: nodes[Int(directory)].generation, name: name)] = node
+  }
+
+  mutating func empty(_ directory: Int32) { nodes[Int(directory)].generation += 1 }
+
+  // MARK: Layers
+
   mutating func apply(_ layer: LayerIndex, number: Int32) throws {
     cachedParentPath = nil
     // Whiteouts and opaque markers first: they hide lower layers only.
     for entry in layer.entries {
       let (parentPath, name) = Self.split(entry.path)
+      guard name.starts(with: Self.whiteoutPrefix) else { continue }
+      guard let dir = try resolve(parentPath), nodes[Int(dir)].isDirectory else { continue }
       if name.elementsEqual(Self.opaqueMarker) {
-        if let dir = try resolve(parentPath), nodes[Int(dir)].children != nil { nodes[Int(dir)].children = [:] }
-      } else if name.starts(with: Self.whiteoutPrefix) {
-        if let dir = try resolve(parentPath), nodes[Int(dir)].children != nil {
-          nodes[Int(dir)].children?[Array(name.dropFirst(Self.whiteoutPrefix.count))] = nil
-        }
+        empty(dir)
+      } else {
+        setChild(of: dir, NameKey(name.dropFirst(Self.whiteoutPrefix.count)), nil)
       }
     }
     cachedParentPath = nil
-    for (index, entry) in layer.entries.enumerated() {
-      let (parentPath, name) = Self.split(entry.path)
-      if name.starts(with: Self.whiteoutPrefix) { continue }
-      try ClipError.inContext("entry '\(entry.displayPath)'") {
-        try add(entry, name: name, parentPath: parentPath, layer: number, index: Int32(index))
+    var current = 0
+    do {
+      // Entries are reached through a pointer: copying a TarEntry would retain and release each of its arrays.
+      try layer.entries.withUnsafeBufferPointer { entries in
+        guard let base = entries.baseAddress else { return }
+        for index in 0..<entries.count {
+          current = index
+          let entry = base + index
+          let (parentPath, name) = Self.split(entry.pointee.path)
+          if name.starts(with: Self.whiteoutPrefix) { continue }
+          try add(entry, name: name, parentPath: parentPath, layer: number, index: Int32(index))
+        }
       }
+    } catch let error as ClipError {
+      throw error.adding("entry '\(layer.entries[current].displayPath)'")
     }
   }
 
-  private mutating func add(_ entry: TarEntry, name: ArraySlice<UInt8>, parentPath: ArraySlice<UInt8>, layer: Int32, index: Int32)
-    throws
-  {
+  private mutating func add(
+    _ entry: UnsafePointer<TarEntry>, name: ArraySlice<UInt8>, parentPath: ArraySlice<UInt8>, layer: Int32,
+    index: Int32
+  ) throws {
+    let kind = entry.pointee.kind
     let inode = MergedTree.Inode(
-      kind: entry.kind, mode: entry.mode, uid: entry.uid, gid: entry.gid,
-      size: entry.kind == .symlink ? UInt64(entry.linkTarget.count) : entry.size, mtime: entry.mtime,
-      mtimeNanoseconds: entry.mtimeNanoseconds, linkCount: 0, layer: layer, entry: index)
-    if entry.path.isEmpty {  // the root itself
-      if entry.kind == .directory { inodes[Int(nodes[0].inode)] = inode }
+      kind: kind, mode: entry.pointee.mode, uid: entry.pointee.uid, gid: entry.pointee.gid,
+      size: kind == .symlink ? UInt64(entry.pointee.linkTarget.count) : entry.pointee.size,
+      mtime: entry.pointee.mtime, mtimeNanoseconds: entry.pointee.mtimeNanoseconds, linkCount: 0, layer: layer,
+      entry: index)
+    if entry.pointee.path.isEmpty {  // the root itself
+      if kind == .directory { inodes[Int(nodes[0].inode)] = inode }
       return
     }
     let parent = try directory(parentPath)
-    let key = Array(name)
-    let existing = nodes[Int(parent)].children?[key]
-    switch entry.kind {
+    let key = NameKey(name)
+    switch kind {
     case .directory:
-      if let existing, nodes[Int(existing)].children != nil {
+      let existing = child(of: parent, key)
+      if let existing, nodes[Int(existing)].isDirectory {
         inodes[Int(nodes[Int(existing)].inode)] = inode
         return
       }
       inodes.append(inode)
-      insert(BuildNode(name: key, parent: parent, inode: Int32(inodes.count - 1), children: [:]), into: parent)
+      insert(key, parent: parent, inode: Int32(inodes.count - 1), isDirectory: true, replacing: existing)
     case .hardlink:
-      guard let target = try resolve(entry.linkTarget[...], followFinal: false) else {
-        throw ClipError(.corrupt, "hard link target '\(String(decoding: entry.linkTarget, as: UTF8.self))' does not exist")
+      let existing = child(of: parent, key)
+      let linkTarget = entry.pointee.linkTarget
+      let targetName = String(decoding: linkTarget, as: UTF8.self)
+      guard let target = try resolve(linkTarget[...], followFinal: false) else {
+        throw ClipError(.corrupt, "hard link target '\(targetName)' does not exist")
       }
-      guard nodes[Int(target)].children == nil else {
-        throw ClipError(.corrupt, "hard link to directory '\(String(decoding: entry.linkTarget, as: UTF8.self))'")
-      }
+      guard !nodes[Int(target)].isDirectory else { throw ClipError(.corrupt, "hard link to directory '\(targetName)'") }
       if target == existing { return }  // a link to itself changes nothing
-      insert(BuildNode(name: key, parent: parent, inode: nodes[Int(target)].inode, children: nil), into: parent)
+      insert(key, parent: parent, inode: nodes[Int(target)].inode, isDirectory: false, replacing: existing)
     default:
       inodes.append(inode)
-      insert(BuildNode(name: key, parent: parent, inode: Int32(inodes.count - 1), children: nil), into: parent)
+      let index = Int32(nodes.count)
+      nodes.append(BuildNode(name: key.bytes, parent: parent, inode: Int32(inodes.count - 1), isDirectory: false))
+      let generation = nodes[Int(parent)].generation
+      if let old = children.updateValue(index, forKey: ChildKey(parent: parent, generation: generation, name: key)),
+        nodes[Int(old)].isDirectory
+      {
+        cachedParentPath = nil  // a directory is replaced: cached lookups may point into it
+      }
     }
   }
 
-  private mutating func insert(_ node: BuildNode, into parent: Int32) {
-    if let old = nodes[Int(parent)].children?[node.name], nodes[Int(old)].children != nil {
+  private mutating func insert(_ name: NameKey, parent: Int32, inode: Int32, isDirectory: Bool, replacing old: Int32?) {
+    if let old, nodes[Int(old)].isDirectory {
       cachedParentPath = nil  // a directory is replaced: cached lookups may point into it
     }
     let index = Int32(nodes.count)
-    nodes.append(node)
-    nodes[Int(parent)].children?[node.name] = index
+    nodes.append(BuildNode(name: name.bytes, parent: parent, inode: inode, isDirectory: isDirectory))
+    children[ChildKey(parent: parent, generation: nodes[Int(parent)].generation, name: name)] = index
   }
 
   static func split(_ path: [UInt8]) -> (parent: ArraySlice<UInt8>, name: ArraySlice<UInt8>) {
@@ -263,97 +350,102 @@ private struct TreeBuilder {
     return (path[..<slash], path[(slash + 1)...])
   }
 
-  /// The directory at `path`, creating missing ones and replacing non-directories on the way (symlinks to
-  /// directories inside the image are followed).
-  private mutating func directory(_ path: ArraySlice<UInt8>) throws -> Int32 {
-    if let cached = cachedParentPath, cached.elementsEqual(path) { return cachedParent }
+  private func symlinkTarget(_ node: Int32) -> [UInt8]? {
+    let inode = inodes[Int(nodes[Int(node)].inode)]
+    guard inode.kind == .symlink, inode.layer >= 0 else { return nil }
+    return layers[Int(inode.layer)].entries[Int(inode.entry)].linkTarget
+  }
+
+  /// Walks `path` from the root. Symlinks met on the way (and at the end, if `followFinal`) are followed, confined
+  /// to the root. With `create`, missing or non-directory components become directories; otherwise a missing
+  /// component ends the walk with nil.
+  private mutating func walk(_ path: ArraySlice<UInt8>, create: Bool, followFinal: Bool) throws -> Int32? {
     var node: Int32 = 0
     var hops = 0
-    var pending = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { Array($0) }.reversed()
-      .map { $0 }
+    var pending = Array(path.split(separator: UInt8(ascii: "/")).reversed())
     while let part = pending.popLast() {
-      if part == Array(".".utf8) { continue }
-      if part == Array("..".utf8) {
+      if part.elementsEqual(Self.dot) { continue }
+      if part.elementsEqual(Self.dotdot) {
         node = nodes[Int(node)].parent
         continue
       }
-      if let next = nodes[Int(node)].children?[part] {
-        let info = inodes[Int(nodes[Int(next)].inode)]
-        if nodes[Int(next)].children != nil {
+      let key = NameKey(part)
+      if let next = child(of: node, key) {
+        if nodes[Int(next)].isDirectory {
           node = next
           continue
         }
-        if info.kind == .symlink, let target = symlinkTarget(next) {
+        if followFinal || !pending.isEmpty || create, let target = symlinkTarget(next) {
           hops += 1
           guard hops <= 40 else { throw ClipError(.corrupt, "too many levels of symbolic links") }
           if target.first == UInt8(ascii: "/") { node = 0 }
-          pending += target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { Array($0) }
-            .reversed()
+          pending += target.split(separator: UInt8(ascii: "/")).reversed()
           continue
         }
+        if !create {
+          guard pending.isEmpty else { return nil }
+          return next
+        }
+      } else if !create {
+        return nil
       }
       inodes.append(Self.implicitDirectory())
-      insert(BuildNode(name: part, parent: node, inode: Int32(inodes.count - 1), children: [:]), into: node)
+      insert(key, parent: node, inode: Int32(inodes.count - 1), isDirectory: true, replacing: child(of: node, key))
       node = Int32(nodes.count - 1)
     }
+    return node
+  }
+
+  /// The directory at `path`, creating missing ones (and replacing non-directories) on the way.
+  private mutating func directory(_ path: ArraySlice<UInt8>) throws -> Int32 {
+    if let cached = cachedParentPath, cached.elementsEqual(path) { return cachedParent }
+    let node = try walk(path, create: true, followFinal: true) ?? 0
     cachedParentPath = Array(path)
     cachedParent = node
     return node
   }
 
-  private func symlinkTarget(_ node: Int32) -> [UInt8]? {
-    let inode = inodes[Int(nodes[Int(node)].inode)]
-    return inode.layer >= 0 ? layers[Int(inode.layer)].entries[Int(inode.entry)].linkTarget : nil
-  }
-
-  /// The node at `path` without creating anything; intermediate symlinks are followed.
-  private func resolve(_ path: ArraySlice<UInt8>, followFinal: Bool = true) throws -> Int32? {
-    var node: Int32 = 0
-    var hops = 0
-    var pending = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { Array($0) }.reversed()
-      .map { $0 }
-    while let part = pending.popLast() {
-      if part == Array(".".utf8) { continue }
-      if part == Array("..".utf8) {
-        node = nodes[Int(node)].parent
-        continue
-      }
-      guard let next = nodes[Int(node)].children?[part] else { return nil }
-      if inodes[Int(nodes[Int(next)].inode)].kind == .symlink, followFinal || !pending.isEmpty,
-        let target = symlinkTarget(next)
-      {
-        hops += 1
-        guard hops <= 40 else { throw ClipError(.corrupt, "too many levels of symbolic links") }
-        if target.first == UInt8(ascii: "/") { node = 0 }
-        pending += target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { Array($0) }
-          .reversed()
-        continue
-      }
-      node = next
-    }
-    return node
+  /// The node at `path` without creating anything.
+  private mutating func resolve(_ path: ArraySlice<UInt8>, followFinal: Bool = true) throws -> Int32? {
+    try walk(path, create: false, followFinal: followFinal)
   }
 
   mutating func hideRuntimeDirectories() {
     for name in MergedTree.runtimeDirectories {
-      if let node = nodes[0].children?[name], nodes[Int(node)].children != nil { nodes[Int(node)].children = [:] }
+      if let node = child(of: 0, NameKey(name)), nodes[Int(node)].isDirectory { empty(node) }
     }
   }
 
   /// Keeps what is reachable from the root, numbering each directory's children together in name order, and
   /// counts links.
   func finish() -> ([MergedTree.Node], [MergedTree.Inode], [Int32], [Int32]) {
+    // Live entries grouped by directory (a counting sort on the parent).
+    var starts = [Int32](repeating: 0, count: nodes.count + 1)
+    for (key, _) in children where key.generation == nodes[Int(key.parent)].generation {
+      starts[Int(key.parent) + 1] += 1
+    }
+    for i in 1..<starts.count { starts[i] += starts[i - 1] }
+    var fill = starts
+    var grouped = [Int32](repeating: 0, count: Int(starts[nodes.count]))
+    for (key, child) in children where key.generation == nodes[Int(key.parent)].generation {
+      grouped[Int(fill[Int(key.parent)])] = child
+      fill[Int(key.parent)] += 1
+    }
+
     var outNodes: [MergedTree.Node] = []
     var outInodes: [MergedTree.Inode] = []
     var childList: [Int32] = []
     var primary: [Int32] = []
     var inodeMap = [Int32](repeating: -1, count: inodes.count)
     outNodes.reserveCapacity(nodes.count)
+    outInodes.reserveCapacity(inodes.count)
+    childList.reserveCapacity(grouped.count)
 
     func newInode(_ old: Int32, node: Int32) -> Int32 {
-      if inodeMap[Int(old)] >= 0 {
-        outInodes[Int(inodeMap[Int(old)])].linkCount += 1
-        return inodeMap[Int(old)]
+      let mapped = inodeMap[Int(old)]
+      if mapped >= 0 {
+        outInodes[Int(mapped)].linkCount += 1
+        return mapped
       }
       var inode = inodes[Int(old)]
       inode.linkCount = 1
@@ -366,23 +458,26 @@ private struct TreeBuilder {
     outNodes.append(MergedTree.Node(name: [], parent: 0, inode: 0, childStart: 0, childCount: 0))
     outNodes[0].inode = newInode(nodes[0].inode, node: 0)
     var stack: [(old: Int32, new: Int32)] = [(0, 0)]
+    var pushes: [(Int32, Int32)] = []
     while let (old, new) = stack.popLast() {
-      guard let children = nodes[Int(old)].children else { continue }
-      let sorted = children.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+      var members = Array(grouped[Int(starts[Int(old)])..<Int(starts[Int(old) + 1])])
+      members.sort { compareNames(nodes[Int($0)].name, nodes[Int($1)].name) < 0 }
       let start = Int32(childList.count)
       var subdirectories: UInt32 = 0
-      var pushes: [(Int32, Int32)] = []
-      for (name, child) in sorted {
+      pushes.removeAll(keepingCapacity: true)
+      for child in members {
         let index = Int32(outNodes.count)
-        let isDirectory = nodes[Int(child)].children != nil
-        if isDirectory { subdirectories += 1 }
-        outNodes.append(MergedTree.Node(name: name, parent: new, inode: 0, childStart: 0, childCount: 0))
-        outNodes[Int(index)].inode = newInode(nodes[Int(child)].inode, node: index)
+        let node = nodes[Int(child)]
+        outNodes.append(MergedTree.Node(name: node.name, parent: new, inode: 0, childStart: 0, childCount: 0))
+        outNodes[Int(index)].inode = newInode(node.inode, node: index)
         childList.append(index)
-        if isDirectory { pushes.append((child, index)) }
+        if node.isDirectory {
+          subdirectories += 1
+          pushes.append((child, index))
+        }
       }
       outNodes[Int(new)].childStart = start
-      outNodes[Int(new)].childCount = Int32(sorted.count)
+      outNodes[Int(new)].childCount = Int32(members.count)
       outInodes[Int(outNodes[Int(new)].inode)].linkCount = 2 + subdirectories
       stack.append(contentsOf: pushes.reversed())
     }

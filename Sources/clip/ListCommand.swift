@@ -29,7 +29,7 @@ struct ListCommand: ParsableCommand {
       let shown = inode.kind == .directory ? Array(tree.children(of: node)) : [node]
       var out: [UInt8] = []
       for child in shown {
-        let name = inode.kind == .directory ? tree.nodes[Int(child)].name : Array(path.utf8)
+        let name = inode.kind == .directory ? tree.nodes[Int(child)].name : Array(path.utf8)[...]
         if long { out += Array(longFormat(tree, child).utf8) }
         out += name
         if long, let target = symlinkTarget(tree, child) { out += Array(" -> ".utf8) + target }

@@ -41,26 +41,22 @@ has_load_time=1
 
 notes=()
 
-# Builds (or finds cached) image NAME; prints the layout directory, or
-# nothing if the image cannot be built on this machine.
+# Builds (or finds cached) image NAME and sets $layout to its layout
+# directory; returns 77 if the image cannot be built on this machine.
 build_image() {
-  local name=$1 dir=$WORK/$1 status=0
+  local name=$1 status=0
+  layout=$WORK/$name
+  [ -f "$layout/index.json" ] && return 0
   case $name in
     busybox | debian)
-      [ -f "$dir/index.json" ] && { echo "$dir"; return; }
-      CLIP_TEST_WORK=$WORK "$images_dir/$name.sh" "$dir" >&2 || status=$?
-      if ((status == 77)); then return; fi
-      ((status == 0)) || { echo "bench-index: $name.sh failed (exit $status)" >&2; exit 1; }
-      ;;
-    large)
-      [ -f "$dir/index.json" ] || python3 "$images_dir/large.py" "$dir" >&2
-      ;;
-    big)
-      [ -f "$dir/index.json" ] || python3 "$here/big.py" "$dir" >&2
-      ;;
+      [ -x "$images_dir/$name.sh" ] || { echo "bench-index: no builder $images_dir/$name.sh" >&2; return 77; }
+      CLIP_TEST_WORK=$WORK "$images_dir/$name.sh" "$layout" >&2 || status=$? ;;
+    large) python3 "$images_dir/large.py" "$layout" >&2 || status=$? ;;
+    big) python3 "$here/big.py" "$layout" >&2 || status=$? ;;
     *) echo "bench-index: unknown image '$name'" >&2; exit 2 ;;
   esac
-  echo "$dir"
+  ((status == 0 || status == 77)) || { echo "bench-index: building $name failed (exit $status)" >&2; exit 1; }
+  return "$status"
 }
 
 # One table row for the layout in $2.
@@ -113,9 +109,8 @@ measure() {
 rows=$tmp/rows.tsv
 : >"$rows"
 for name in "${images[@]}"; do
-  layout=$(build_image "$name")
-  if [ -z "$layout" ]; then
-    notes+=("$name: skipped (its builder says it cannot run here, exit 77)")
+  if ! build_image "$name"; then
+    notes+=("$name: skipped (no builder, or it cannot run here: exit 77)")
     continue
   fi
   echo "bench-index: measuring $name" >&2
