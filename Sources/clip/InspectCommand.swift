@@ -80,12 +80,14 @@ struct InspectCommand: ParsableCommand {
         entrypoint: \(run.entrypoint ?? [])  cmd: \(run.cmd ?? [])
 
         """
-      out += "layer  digest               compression  compressed    tar bytes  spans  entries  index bytes\n"
+      out += "layer  digest                compression    compressed      tar bytes   spans   entries  index bytes\n"
       for (i, layer) in layers.enumerated() {
-        out += String(
-          format: "%5d  %@  %-11@  %10llu  %11llu  %5d  %7d  %11d\n", i + 1,
-          String(layer.digest.prefix(19)), layer.compression, layer.compressedSize, layer.uncompressedSize,
-          layer.spans, layer.entries, layer.indexBytes)
+        let columns = [
+          pad(i + 1, 5), " ", layer.digest.prefix(19).padding(toLength: 21, withPad: " ", startingAt: 0),
+          layer.compression.padding(toLength: 11, withPad: " ", startingAt: 0), pad(layer.compressedSize, 13),
+          pad(layer.uncompressedSize, 15), pad(layer.spans, 8), pad(layer.entries, 10), pad(layer.indexBytes, 13),
+        ]
+        out += columns.joined() + "\n"
       }
       let percent = Double(bytes.count) * 100 / Double(max(report.uncompressedImageBytes, 1))
       out += "merged tree: \(report.mergedEntries) entries\n"
@@ -94,6 +96,11 @@ struct InspectCommand: ParsableCommand {
         report.imageFrameBytes, percent)
       try writeOut(Array(out.utf8))
     }
+  }
+
+  private func pad(_ value: some BinaryInteger, _ width: Int) -> String {
+    let text = String(value)
+    return String(repeating: " ", count: max(0, width - text.count)) + text
   }
 
   private func measureLoad() throws {
