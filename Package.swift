@@ -17,13 +17,14 @@ let package = Package(
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
     // Our own tiny C wrappers for what Swift cannot call (macros, variadics).
     .target(name: "CClipShims", dependencies: ["CZlib"]),
 
     .target(name: "ClipCore", dependencies: ["CCrypto"], swiftSettings: strict),
     .target(name: "ClipOCI", dependencies: ["ClipCore"], swiftSettings: strict),
     .target(
-      name: "ClipArchive", dependencies: ["ClipCore", "CZlib", "CZstd", "CClipShims"],
+      name: "ClipArchive", dependencies: ["ClipCore", "ClipOCI", "CZlib", "CZstd", "CIsal", "CClipShims"],
       swiftSettings: strict),
     .target(
       name: "ClipIndex", dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "CZstd"],

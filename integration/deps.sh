@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   # build: the C libraries behind clip's system-library targets
-  pkg-config zlib1g-dev libzstd-dev libssl-dev libfuse3-dev libcurl4-openssl-dev libseccomp-dev
+  pkg-config zlib1g-dev libzstd-dev libisal-dev libssl-dev libfuse3-dev libcurl4-openssl-dev libseccomp-dev
   # tests and benchmarks: reference unpacker, image tools, test image contents
   umoci skopeo busybox-static debootstrap zstd pigz jq time python3
 )

@@ -1,5 +1,4 @@
-import CClipShims
-import CZlib
+import CIsal
 import CZstd
 import ClipCore
 import ClipOCI
@@ -88,13 +87,19 @@ public final class LayerScanner {
 
   // MARK: - gzip
 
+  /// Input bytes fed per call once a checkpoint is due: small, so that the decoder stops right after a block ends
+  /// (waiting for the next block header) and the boundary can be read off its state.
+  static let probeChunk = 16
+
+  /// gzip with ISA-L's inflate (several times zlib's speed). ISA-L has no Z_BLOCK, so block boundaries are found
+  /// this way: once a checkpoint is due, input is fed a few bytes at a time; when the decoder returns waiting for a
+  /// block header, the boundary is exactly where its unread bits start. Members are parsed here, one by one.
   private func scanGzip(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
-    var stream = z_stream()
-    guard clip_inflate_init_raw(&stream) == Z_OK else { throw ClipError(.system, "zlib: inflateInit failed") }
-    defer { inflateEnd(&stream) }
+    let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
+    defer { state.deallocate() }
     var members = 0
     while true {
-      // Member header.
+      // Member header (after the first member: the end of the blob, zero padding, or another member).
       var headerLength: Int? = nil
       while true {
         if members > 0, input.available.isEmpty || input.available.allSatisfy({ $0 == 0 }) {
@@ -111,47 +116,53 @@ public final class LayerScanner {
       }
       input.consume(headerLength ?? 0)
       members += 1
-      guard inflateReset(&stream) == Z_OK else { throw ClipError(.system, "zlib: inflateReset failed") }
+      isal_inflate_init(state)
+      state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
       var memberOut: UInt64 = 0
       spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
 
       // Deflate data.
-      var done = false
-      while !done {
+      while true {
         if input.available.isEmpty {
           guard try input.fill() else { throw ClipError(.corrupt, "gzip stream is truncated") }
         }
-        let space = output.space
+        // Stop producing where the next checkpoint is due, then probe for the next block boundary.
+        let untilCheckpoint = spans.untilNextCheckpoint(output: output)
+        let probing = untilCheckpoint == 0
         let source = input.available
-        let (consumed, produced, result, dataType) = {
-          stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: Bytef.self))
-          stream.avail_in = UInt32(source.count)
-          stream.next_out = space.baseAddress?.assumingMemoryBound(to: Bytef.self)
-          stream.avail_out = UInt32(space.count)
-          let result = inflate(&stream, Z_BLOCK)
-          return (source.count - Int(stream.avail_in), space.count - Int(stream.avail_out), result, stream.data_type)
-        }()
+        let feed = probing ? min(source.count, Self.probeChunk) : source.count
+        let space = UnsafeMutableRawBufferPointer(
+          rebasing: output.space.prefix(probing ? output.space.count : Int(min(untilCheckpoint, UInt64(output.space.count)))))
+        state.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        state.pointee.avail_in = UInt32(feed)
+        state.pointee.next_out = space.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        state.pointee.avail_out = UInt32(space.count)
+        let result = isal_inflate(state)
+        let consumed = feed - Int(state.pointee.avail_in)
+        let produced = space.count - Int(state.pointee.avail_out)
         input.consume(consumed)
         output.produced(produced)
         memberOut += UInt64(produced)
-        switch result {
-        case Z_OK, Z_BUF_ERROR:
+        guard result >= 0 else { throw ClipError(.corrupt, "corrupt gzip data: \(Self.isalError(result))") }
+        let blockState = state.pointee.block_state
+        if blockState == ISAL_BLOCK_FINISH {
+          // The deflate data ends at a byte boundary after its last block: rewind to the trailer.
+          let bit = Int64(input.consumedOffset) * 8 - Int64(state.pointee.read_in_length)
+          try input.rewind(to: UInt64((bit + 7) / 8))
           break
-        case Z_STREAM_END:
-          done = true
-        default:
-          let reason = stream.msg.map { String(cString: $0) } ?? "error \(result)"
-          throw ClipError(.corrupt, "corrupt gzip data: \(reason)")
         }
-        if !done && dataType & 0xc0 == 0x80 {
+        let pendingOutput = state.pointee.tmp_out_valid - state.pointee.tmp_out_processed
+        if probing, state.pointee.avail_in == 0, pendingOutput <= 0,
+          blockState == ISAL_BLOCK_NEW_HDR || blockState == ISAL_BLOCK_HDR
+        {
+          // Waiting for a header: the block boundary is where the unread bits (register + saved header bytes) start.
+          let bit =
+            (Int64(input.consumedOffset) - Int64(state.pointee.tmp_in_size)) * 8 - Int64(state.pointee.read_in_length)
           spans.maybeCheckpoint(
-            at: input.consumedOffset, bits: UInt8(dataType & 7), output: output,
+            at: UInt64((bit + 7) / 8), bits: UInt8((8 - bit % 8) % 8), output: output,
             window: Int(min(memberOut, UInt64(deflateWindowSize))), input: input)
         }
-        if output.space.isEmpty { try output.flush() }
-        if consumed == 0 && produced == 0 && result == Z_BUF_ERROR && !input.available.isEmpty {
-          throw ClipError(.corrupt, "gzip stream makes no progress")
-        }
+        if output.space.count < 64 * 1024 { try output.flush() }
       }
 
       // Member trailer.
@@ -163,6 +174,15 @@ public final class LayerScanner {
         throw ClipError(.corrupt, "gzip member length \(memberOut) does not match its trailer (\(isize))")
       }
       input.consume(GzipMember.trailerSize)
+    }
+  }
+
+  static func isalError(_ code: Int32) -> String {
+    switch code {
+    case ISAL_INVALID_BLOCK: "invalid deflate block"
+    case ISAL_INVALID_SYMBOL: "invalid deflate symbol"
+    case ISAL_INVALID_LOOKBACK: "back-reference before the start of the data"
+    default: "ISA-L error \(code)"
     }
   }
 

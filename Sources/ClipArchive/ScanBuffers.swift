@@ -39,22 +39,37 @@ final class CompressedInput {
     return try !fill()
   }
 
+  /// Consumed bytes kept in the buffer when it is refilled: a decoder may report a block boundary that lies a little
+  /// before what it consumed (bits it buffered), and the span digest and rewinds must still reach those bytes.
+  static let keepBehind = 4096
+
+  /// Moves the consumption point back to `offset` (at most `keepBehind` bytes before the current one).
+  func rewind(to offset: UInt64) throws {
+    guard offset >= base, offset <= consumedOffset else {
+      throw ClipError(.corrupt, "cannot rewind input to \(offset)")
+    }
+    start = Int(offset - base)
+  }
+
   /// Reads more bytes after the unconsumed ones; false at the end of the blob.
   @discardableResult
   func fill() throws -> Bool {
-    if start > 0 {
-      hashSpan(upTo: consumedOffset)
-      lastDiscardedByte = buffer[start - 1]
-      let kept = end - start
+    let discard = max(0, start - Self.keepBehind)
+    if discard > 0 {
+      hashSpan(upTo: base + UInt64(discard))
+      lastDiscardedByte = buffer[discard - 1]
+      let kept = end - discard
       if kept > 0, let destination = buffer.baseAddress {
-        destination.copyMemory(from: destination + start, byteCount: kept)
+        destination.copyMemory(from: destination + discard, byteCount: kept)
       }
-      base += UInt64(start)
+      base += UInt64(discard)
       end = kept
-      start = 0
+      start -= discard
     }
     guard !ended else { return false }
-    guard end < buffer.count else { throw ClipError(.corrupt, "header larger than \(buffer.count) bytes") }
+    guard end < buffer.count else {
+      throw ClipError(.corrupt, "header larger than \(buffer.count - Self.keepBehind) bytes")
+    }
     let count = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[end...]))
     guard count > 0 else {
       ended = true
@@ -72,6 +87,7 @@ final class CompressedInput {
 
   private func hashSpan(upTo offset: UInt64) {
     guard spanActive, offset > spanHashedUpTo else { return }
+    precondition(spanHashedUpTo >= base, "span bytes were discarded before they were digested")
     let from = Int(spanHashedUpTo - base)
     let to = Int(offset - base)
     spanHasher.update(UnsafeRawBufferPointer(rebasing: buffer[from..<to]))
@@ -81,6 +97,7 @@ final class CompressedInput {
   /// Ends the current span at `offset` (returning its digest; nil for the first cut) and starts the next one there,
   /// one byte earlier when the boundary falls `bits` into a byte.
   func cutSpan(at offset: UInt64, bits: UInt8) -> [UInt8]? {
+    precondition(offset >= base && offset <= consumedOffset, "checkpoint outside the buffered input")
     hashSpan(upTo: offset)
     let digest = spanActive ? spanHasher.finish() : nil
     spanActive = true

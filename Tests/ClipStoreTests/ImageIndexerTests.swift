@@ -83,6 +83,7 @@ import Testing
     // Corrupt the blob on disk after indexing: a lazy read must refuse the span.
     let path = directory + "/blobs/sha256/" + image.layers[0].digest.hex
     var blob = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    try #require(image.layerIndexes[0].spanCount > 3)
     let span = image.layerIndexes[0].compressedRange(ofSpan: 3)
     blob[Int(span.lowerBound) + 10] ^= 1
     try Data(blob).write(to: URL(fileURLWithPath: path))
