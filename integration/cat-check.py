@@ -5,12 +5,13 @@
 
 For COUNT (path, offset, length) triples it runs
 
-    CLIP cat IMAGE.clip /PATH | dd iflag=skip_bytes,count_bytes skip=OFF count=LEN
+    CLIP cat IMAGE.clip /PATH | dd iflag=skip_bytes,count_bytes,fullblock skip=OFF count=LEN
 
 (the rest of clip's output is drained, so clip never sees SIGPIPE) and
 compares the bytes with REF_ROOT/PATH[OFF:OFF+LEN].  clip must exit 0.
 
-Choice of triples: about a third of the checks go to files larger than
+Choice of triples: first every file whose name is not valid UTF-8 (up to
+5, whole file), one empty file and the largest file (whole); then about a third of the checks go to files larger than
 1 MiB, with ranges that straddle multiples of 1 MiB (and so any power-of-two
 span boundary up to 1 MiB granularity); the rest are random regular files
 with random offsets (sometimes 0, sometimes reaching past EOF) and lengths
@@ -28,7 +29,7 @@ import sys
 MiB = 1 << 20
 SCRIPT = r'''
 "$1" cat "$2" "$3" 2>"$6" |
-  { dd iflag=skip_bytes,count_bytes skip="$4" count="$5" bs=1M status=none
+  { dd iflag=skip_bytes,count_bytes,fullblock skip="$4" count="$5" bs=1M status=none
     cat >/dev/null; }
 exit "${PIPESTATUS[0]}"
 '''
@@ -51,11 +52,29 @@ def regular_files(root):
     return out
 
 
+def utf8(b):
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def plan(files, count, rng):
     big = [f for f in files if f[1] > MiB]
     checks = []
+    # fixed picks first: names that are not UTF-8 (path arguments must be
+    # passed through as bytes), an empty file, the largest file in full
+    for p, size in [f for f in files if not utf8(f[0])][:5]:
+        checks.append((p, size, 0, size + 1))
+    empty = [f for f in files if f[1] == 0]
+    if empty:
+        checks.append((empty[0][0], 0, 0, 10))
+    largest = max(files, key=lambda f: f[1])
+    checks.append((largest[0], largest[1], 0, largest[1]))
+    checks = checks[:count]
     n_big = count // 3 if big else 0
-    for _ in range(n_big):
+    for _ in range(min(n_big, count - len(checks))):
         p, size = rng.choice(big)
         k = rng.randint(1, size // MiB)
         off = max(0, k * MiB - rng.randint(1, 70000))

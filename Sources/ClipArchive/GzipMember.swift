@@ -34,6 +34,11 @@ enum GzipMember {
     return i <= bytes.count ? i : nil
   }
 
+  /// The CRC-32 field of a trailer.
+  static func crc(_ trailer: UnsafeRawBufferPointer) -> UInt32 {
+    UInt32(trailer[0]) | UInt32(trailer[1]) << 8 | UInt32(trailer[2]) << 16 | UInt32(trailer[3]) << 24
+  }
+
   /// The ISIZE field of a trailer: the member's output length modulo 2^32.
   static func isize(_ trailer: UnsafeRawBufferPointer) -> UInt32 {
     UInt32(trailer[4]) | UInt32(trailer[5]) << 8 | UInt32(trailer[6]) << 16 | UInt32(trailer[7]) << 24

@@ -46,10 +46,14 @@ public final class LayerScanner {
 
   /// Scans the blob that `read` yields (it fills the buffer it is given and returns the count, 0 at the end).
   public func scan(_ read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> LayerScan {
-    let input = CompressedInput(read: read, capacity: Self.inputChunk)
+    let worker = ScanWorker(bufferSize: Self.outputChunk)
+    defer { worker.close() }
+    let input = CompressedInput(read: read, capacity: Self.inputChunk, worker: worker)
     input.progress = progress
-    let sink = TarSink()
-    let output = OutputWindow(chunk: Self.outputChunk, sink: sink)
+    let output = OutputWindow(chunk: Self.outputChunk, worker: worker)
+    var digest: [UInt8] = []
+    var diffID: [UInt8] = []
+    var entries: [TarEntry] = []
     var spans = SpanRecorder(spanSize: spanSize)
     defer { input.release(); output.release() }
     do {
@@ -61,7 +65,7 @@ public final class LayerScanner {
       case .none: try scanPlain(input, output, &spans)
       }
       try output.flush()
-      try sink.finish()
+      (digest, diffID, entries) = try worker.finish()
     } catch let error as ClipError {
       if error.context.contains(where: { $0.hasPrefix("offset") || $0.contains("offset ") }) { throw error }
       throw error.adding("compressed offset \(input.consumedOffset)")
@@ -69,8 +73,8 @@ public final class LayerScanner {
     spans.finish(input: input)
     return LayerScan(
       compression: compression, compressedSize: input.consumedOffset + UInt64(input.available.count),
-      uncompressedSize: output.total, digest: input.finishDigest(), diffID: sink.hasher.finish(),
-      checkpoints: spans.checkpoints, spanDigests: spans.digests, entries: sink.entries)
+      uncompressedSize: output.total, digest: digest, diffID: diffID,
+      checkpoints: spans.checkpoints, spanDigests: spans.digests, entries: entries)
   }
 
   private func checkMagic(_ input: CompressedInput) throws {
@@ -119,6 +123,7 @@ public final class LayerScanner {
       isal_inflate_init(state)
       state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
       var memberOut: UInt64 = 0
+      var crc: UInt32 = 0
       spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
 
       // Deflate data.
@@ -143,6 +148,9 @@ public final class LayerScanner {
         input.consume(consumed)
         output.produced(produced)
         memberOut += UInt64(produced)
+        if produced > 0, let written = space.baseAddress?.assumingMemoryBound(to: UInt8.self) {
+          crc = crc32_gzip_refl(crc, written, UInt64(produced))
+        }
         guard result >= 0 else { throw ClipError(.corrupt, "corrupt gzip data: \(Self.isalError(result))") }
         let blockState = state.pointee.block_state
         if blockState == ISAL_BLOCK_FINISH {
@@ -169,9 +177,13 @@ public final class LayerScanner {
       while input.available.count < GzipMember.trailerSize {
         guard try input.fill() else { throw ClipError(.corrupt, "gzip stream ends inside a member trailer") }
       }
-      let isize = GzipMember.isize(UnsafeRawBufferPointer(rebasing: input.available.prefix(8)))
-      guard isize == UInt32(truncatingIfNeeded: memberOut) else {
-        throw ClipError(.corrupt, "gzip member length \(memberOut) does not match its trailer (\(isize))")
+      let trailer = UnsafeRawBufferPointer(rebasing: input.available.prefix(8))
+      guard GzipMember.crc(trailer) == crc else {
+        throw ClipError(.corrupt, "gzip member checksum does not match its data (CRC-32 in the trailer is wrong)")
+      }
+      guard GzipMember.isize(trailer) == UInt32(truncatingIfNeeded: memberOut) else {
+        throw ClipError(
+          .corrupt, "gzip member length \(memberOut) does not match its trailer (\(GzipMember.isize(trailer)))")
       }
       input.consume(GzipMember.trailerSize)
     }

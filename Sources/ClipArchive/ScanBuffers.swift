@@ -1,4 +1,5 @@
 import ClipCore
+import Foundation
 
 /// The compressed side of a scan: a refillable input buffer that digests the whole blob as it is read and each span
 /// of it as checkpoints cut it.
@@ -9,7 +10,7 @@ final class CompressedInput {
   private var end = 0
   private var base: UInt64 = 0
   private var ended = false
-  private let blobHasher = SHA256()
+  private let worker: ScanWorker
   private let spanHasher = SHA256()
   private var spanActive = false
   private var spanHashedUpTo: UInt64 = 0
@@ -17,8 +18,9 @@ final class CompressedInput {
   private var sinceProgress = 0
   var progress: ((UInt64) -> Void)?
 
-  init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, capacity: Int) {
+  init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, capacity: Int, worker: ScanWorker) {
     self.read = read
+    self.worker = worker
     buffer = .allocate(byteCount: capacity, alignment: 16)
   }
 
@@ -75,7 +77,7 @@ final class CompressedInput {
       ended = true
       return false
     }
-    blobHasher.update(UnsafeRawBufferPointer(rebasing: buffer[end..<end + count]))
+    try worker.feed(.blob, UnsafeRawBufferPointer(rebasing: buffer[end..<end + count]))
     end += count
     sinceProgress += count
     if sinceProgress >= 8 << 20, let progress {
@@ -114,23 +116,21 @@ final class CompressedInput {
     hashSpan(upTo: base + UInt64(end))
     return spanHasher.finish()
   }
-
-  func finishDigest() -> [UInt8] { blobHasher.finish() }
 }
 
 /// The uncompressed side of a scan: an output buffer that keeps the last 32 KiB (for checkpoint windows) and
-/// hands every full chunk to the tar sink.
+/// hands every full chunk to the worker.
 final class OutputWindow {
   private let buffer: UnsafeMutableRawBufferPointer
   private var filled = 0
   private var delivered = 0
-  private let sink: TarSink
+  private let worker: ScanWorker
   /// Bytes produced so far.
   private(set) var total: UInt64 = 0
 
-  init(chunk: Int, sink: TarSink) {
+  init(chunk: Int, worker: ScanWorker) {
     buffer = .allocate(byteCount: deflateWindowSize + chunk, alignment: 16)
-    self.sink = sink
+    self.worker = worker
   }
 
   func release() { buffer.deallocate() }
@@ -149,10 +149,10 @@ final class OutputWindow {
     return Array(buffer[(filled - n)..<filled])
   }
 
-  /// Hands undelivered bytes to the sink and keeps only the window.
+  /// Hands undelivered bytes to the worker and keeps only the window.
   func flush() throws {
     if filled > delivered {
-      try sink.feed(UnsafeRawBufferPointer(rebasing: buffer[delivered..<filled]))
+      try worker.feed(.tar, UnsafeRawBufferPointer(rebasing: buffer[delivered..<filled]))
     }
     if filled > deflateWindowSize, let base = buffer.baseAddress {
       base.copyMemory(from: base + (filled - deflateWindowSize), byteCount: deflateWindowSize)
@@ -162,18 +162,117 @@ final class OutputWindow {
   }
 }
 
-/// The consumer of the tar stream: digests it (diff ID) and walks it.
-final class TarSink {
-  let hasher = SHA256()
-  private var reader = TarReader()
-  private(set) var entries: [TarEntry] = []
-
-  func feed(_ bytes: UnsafeRawBufferPointer) throws {
-    hasher.update(bytes)
-    try reader.feed(bytes) { entries.append($0) }
+/// The second core of a scan: digests the blob as it is read, and digests (diff ID) and walks the tar stream as it
+/// is decoded, while the scanning thread decodes. Chunks are copied into a small pool of buffers; `feed` blocks while
+/// all are in use.
+///
+/// ## Concurrency model
+/// The scanning thread calls `feed`, `finish` and `close`; the worker thread owns the hashers and the tar reader until
+/// `close` has waited for it. The queue, the free buffers and the first error are shared under `condition`.
+final class ScanWorker: @unchecked Sendable {
+  /// Which stream a chunk belongs to.
+  enum Stream {
+    /// The blob as read (compressed).
+    case blob
+    /// The decoded tar stream.
+    case tar
   }
 
-  func finish() throws { try reader.finish() }
+  private let blobHasher = SHA256()
+  private let tarHasher = SHA256()
+  private var reader = TarReader()
+  private var entries: [TarEntry] = []
+
+  private let condition = NSCondition()
+  private var queue: [(stream: Stream, buffer: UnsafeMutableRawBufferPointer, count: Int)] = []
+  private var free: [UnsafeMutableRawBufferPointer] = []
+  private var closed = false
+  private var failure: (any Error)?
+  private var finished = false
+
+  init(buffers: Int = 6, bufferSize: Int) {
+    for _ in 0..<buffers { free.append(.allocate(byteCount: bufferSize, alignment: 16)) }
+    let thread = Thread { [unowned self] in self.work() }
+    thread.name = "clip-scan"
+    thread.start()
+  }
+
+  deinit {
+    for buffer in free { buffer.deallocate() }
+    for item in queue { item.buffer.deallocate() }
+  }
+
+  /// Hands a copy of `bytes` to the worker; throws the worker's error, if it failed.
+  func feed(_ stream: Stream, _ bytes: UnsafeRawBufferPointer) throws {
+    var offset = 0
+    while offset < bytes.count {
+      condition.lock()
+      while free.isEmpty && failure == nil { condition.wait() }
+      if let failure {
+        condition.unlock()
+        throw failure
+      }
+      let buffer = free.removeLast()
+      condition.unlock()
+      let count = min(buffer.count, bytes.count - offset)
+      if let source = bytes.baseAddress { buffer.baseAddress?.copyMemory(from: source + offset, byteCount: count) }
+      offset += count
+      condition.lock()
+      queue.append((stream, buffer, count))
+      condition.signal()
+      condition.unlock()
+    }
+  }
+
+  /// Waits for the worker to process everything fed; returns the blob digest, the diff ID and the entries.
+  func finish() throws -> (digest: [UInt8], diffID: [UInt8], entries: [TarEntry]) {
+    close()
+    if let failure { throw failure }
+    try reader.finish()
+    return (blobHasher.finish(), tarHasher.finish(), entries)
+  }
+
+  /// Stops the worker (also on the error path) and waits for it.
+  func close() {
+    condition.lock()
+    closed = true
+    condition.broadcast()
+    while !finished { condition.wait() }
+    condition.unlock()
+  }
+
+  private func work() {
+    while true {
+      condition.lock()
+      while queue.isEmpty && !closed { condition.wait() }
+      if queue.isEmpty || failure != nil {
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+        return
+      }
+      let item = queue.removeFirst()
+      condition.unlock()
+      let bytes = UnsafeRawBufferPointer(rebasing: item.buffer[0..<item.count])
+      var error: (any Error)?
+      switch item.stream {
+      case .blob:
+        blobHasher.update(bytes)
+      case .tar:
+        tarHasher.update(bytes)
+        do {
+          try reader.feed(bytes) { entries.append($0) }
+        } catch let caught {
+          error = caught
+        }
+      }
+      condition.lock()
+      free.append(item.buffer)
+      if let error, failure == nil { failure = error }
+      condition.broadcast()
+      condition.unlock()
+    }
+  }
 }
 
 /// Places checkpoints at least `spanSize` output bytes apart and collects the span digests.

@@ -12,7 +12,7 @@ public enum IndexFormat {
   /// The first bytes of every frame.
   public static let magic: [UInt8] = Array("CLIPIDX\0".utf8)
   /// zstd level for frame payloads: measured as the knee of size against time.
-  static let compressionLevel: Int32 = 12
+  static let compressionLevel: Int32 = 6
   /// The largest payload a frame may declare (corrupt lengths must not allocate without limit).
   static let maxPayload: UInt64 = 4 << 30
 

@@ -19,7 +19,7 @@ struct CatCommand: ParsableCommand {
   func run() throws {
     try reportingErrors {
       let reader = try openReader(index, source: source)
-      guard let node = reader.tree.resolve(Array(path.utf8)) else {
+      guard let node = reader.tree.resolve(rawArgument(path)) else {
         throw ClipError(.notFound, "no such file in the image: \(path)")
       }
       let inode = reader.tree.nodes[Int(node)].inode

@@ -22,14 +22,14 @@ struct ListCommand: ParsableCommand {
     try reportingErrors {
       let image = try loadIndex(index)
       let tree = try MergedTree(layers: image.layerIndexes)
-      guard let node = tree.resolve(Array(path.utf8)) else {
+      guard let node = tree.resolve(rawArgument(path)) else {
         throw ClipError(.notFound, "no such file or directory in the image: \(path)")
       }
       let inode = tree.inodes[Int(tree.nodes[Int(node)].inode)]
       let shown = inode.kind == .directory ? Array(tree.children(of: node)) : [node]
       var out: [UInt8] = []
       for child in shown {
-        let name = inode.kind == .directory ? tree.nodes[Int(child)].name : Array(path.utf8)[...]
+        let name = inode.kind == .directory ? tree.nodes[Int(child)].name : rawArgument(path)[...]
         if long { out += Array(longFormat(tree, child).utf8) }
         out += name
         if long, let target = symlinkTarget(tree, child) { out += Array(" -> ".utf8) + target }

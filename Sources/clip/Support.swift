@@ -90,3 +90,14 @@ func parseSize(_ text: String) throws -> UInt64 {
   }
   return value * scale
 }
+
+/// The raw bytes of a command-line argument. ArgumentParser hands over Strings, which replace bytes that are not
+/// UTF-8; file names need not be UTF-8, so the original bytes are looked up in argv.
+func rawArgument(_ decoded: String) -> [UInt8] {
+  for index in 0..<Int(CommandLine.argc) {
+    guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+    let raw = UnsafeRawBufferPointer(start: pointer, count: strlen(pointer))
+    if String(decoding: raw, as: UTF8.self) == decoded { return Array(raw) }
+  }
+  return Array(decoded.utf8)
+}

@@ -5,8 +5,9 @@
 #   integration/bench/bench-index.sh [IMAGE...]     IMAGE: busybox debian large big
 #
 # Environment: CLIP (binary, default .build/release/clip), CLIP_TEST_WORK
-# (image cache, default /tmp/clip-test), BENCH_RUNS (default 3), and the
-# BENCH_QUIET_* knobs of lib.sh.  Needs root (tmpfs mount, drop_caches).
+# (images are cached in its images/, default /tmp/clip-test), BENCH_RUNS
+# (default 3), and the BENCH_QUIET_* knobs of lib.sh.  Needs root (tmpfs
+# mount, drop_caches).  big is ~460 MiB of blob, built once (~30 s).
 #
 # Method: images are built once and cached in the work dir.  Per image the
 # page cache is dropped, then one unmeasured `clip index` run reads every
@@ -21,9 +22,9 @@ root=$(cd "$here/../.." && pwd)
 source "$here/lib.sh"
 
 CLIP=${CLIP:-$root/.build/release/clip}
-WORK=${CLIP_TEST_WORK:-/tmp/clip-test}
+# shellcheck source=../lib.sh
+source "$root/integration/lib.sh" # ensure_image, _stamp; WORK and IMG (images cache)
 RUNS=${BENCH_RUNS:-3}
-images_dir=$root/integration/images
 if (($# > 0)); then images=("$@"); else images=(busybox debian large big); fi
 
 [ -x "$CLIP" ] || { echo "bench-index: no clip binary at $CLIP (build with swift build -c release)" >&2; exit 1; }
@@ -31,7 +32,7 @@ if (($# > 0)); then images=("$@"); else images=(busybox debian large big); fi
 command -v jq >/dev/null || { echo "bench-index: needs jq" >&2; exit 1; }
 bench_need_time
 bench_init
-mkdir -p "$WORK"
+mkdir -p "$IMG"
 bench_tmpfs 1g
 tmp=$BENCH_TMPFS
 BENCH_LOG=$tmp/log
@@ -41,20 +42,22 @@ has_load_time=1
 
 notes=()
 
-# Builds (or finds cached) image NAME and sets $layout to its layout
-# directory; returns 77 if the image cannot be built on this machine.
+# Builds image NAME into $IMG/NAME unless a build from the same builder
+# sources is cached there (integration/lib.sh's ensure_image; big.py here),
+# and sets $layout; returns 77 if the image cannot be built on this machine.
 build_image() {
-  local name=$1 status=0
-  layout=$WORK/$name
-  [ -f "$layout/index.json" ] && return 0
-  case $name in
-    busybox | debian)
-      [ -x "$images_dir/$name.sh" ] || { echo "bench-index: no builder $images_dir/$name.sh" >&2; return 77; }
-      CLIP_TEST_WORK=$WORK "$images_dir/$name.sh" "$layout" >&2 || status=$? ;;
-    large) python3 "$images_dir/large.py" "$layout" >&2 || status=$? ;;
-    big) python3 "$here/big.py" "$layout" >&2 || status=$? ;;
-    *) echo "bench-index: unknown image '$name'" >&2; exit 2 ;;
-  esac
+  local name=$1 stamp status=0
+  layout=$IMG/$name
+  if [ "$name" != big ]; then
+    ensure_image "$name" >&2 || status=$?
+  else
+    stamp=$(_stamp "$here/big.py")
+    if [ ! -f "$layout/index.json" ] || [ "$(cat "$IMG/.big.stamp" 2>/dev/null)" != "$stamp" ]; then
+      rm -f "$IMG/.big.stamp"
+      python3 "$here/big.py" "$layout" >&2 || status=$?
+      ((status != 0)) || echo "$stamp" >"$IMG/.big.stamp"
+    fi
+  fi
   ((status == 0 || status == 77)) || { echo "bench-index: building $name failed (exit $status)" >&2; exit 1; }
   return "$status"
 }
@@ -110,7 +113,7 @@ rows=$tmp/rows.tsv
 : >"$rows"
 for name in "${images[@]}"; do
   if ! build_image "$name"; then
-    notes+=("$name: skipped (no builder, or it cannot run here: exit 77)")
+    notes+=("$name: skipped (its builder cannot run here: exit 77)")
     continue
   fi
   echo "bench-index: measuring $name" >&2
