@@ -284,8 +284,11 @@ public enum IndexFormat {
       guard let kind = EntryKind(rawValue: kindByte) else { throw r.corrupt("unknown entry kind \(kindByte)") }
       let shared = try r.varint()
       guard shared <= UInt64(previousPath.count) else { throw r.corrupt("bad path prefix") }
-      var path = Array(previousPath[..<Int(shared)])
-      path += try r.raw(try r.count())
+      let suffix = try r.raw(try r.count())
+      var path: [UInt8] = []
+      path.reserveCapacity(Int(shared) + suffix.count)
+      path += previousPath[..<Int(shared)]
+      path += suffix
       previousPath = path
       var entry = TarEntry(path: path, kind: kind)
       entry.mode = try r.varint32()
