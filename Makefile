@@ -18,7 +18,7 @@ release: deps
 	$(SWIFT) build -c release
 
 ## Unit tests, then the reference and bad-input checks against real images.
-test: build unit integration
+test: check build unit integration
 
 unit: deps
 	$(SWIFT) test

@@ -43,7 +43,8 @@ let package = Package(
       swiftSettings: strict),
 
     // Test-only helpers: a tar builder and compressors for test layers.
-    .target(name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto"], path: "Tests/ClipTestSupport"),
+    .target(
+      name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto"], path: "Tests/ClipTestSupport"),
     .testTarget(
       name: "ClipArchiveTests", dependencies: ["ClipArchive", "ClipOCI", "ClipTestSupport"], swiftSettings: strict),
     .testTarget(

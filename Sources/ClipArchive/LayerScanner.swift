@@ -80,7 +80,9 @@ public final class LayerScanner {
   private func checkMagic(_ input: CompressedInput) throws {
     let head = Array(input.available.prefix(4))
     let isGzip = head.starts(with: [0x1f, 0x8b])
-    let isZstd = head == [0x28, 0xb5, 0x2f, 0xfd] || (head.count == 4 && head[0] & 0xf0 == 0x50 && Array(head[1...]) == [0x2a, 0x4d, 0x18])
+    let isZstd =
+      head == [0x28, 0xb5, 0x2f, 0xfd]
+      || (head.count == 4 && head[0] & 0xf0 == 0x50 && Array(head[1...]) == [0x2a, 0x4d, 0x18])
     let found = isGzip ? "gzip" : isZstd ? "zstd" : "no compression magic"
     switch compression {
     case .gzip where !isGzip, .zstd where !isZstd, .none where isGzip || isZstd:
@@ -137,7 +139,8 @@ public final class LayerScanner {
         let source = input.available
         let feed = probing ? min(source.count, Self.probeChunk) : source.count
         let space = UnsafeMutableRawBufferPointer(
-          rebasing: output.space.prefix(probing ? output.space.count : Int(min(untilCheckpoint, UInt64(output.space.count)))))
+          rebasing: output.space.prefix(
+            probing ? output.space.count : Int(min(untilCheckpoint, UInt64(output.space.count)))))
         state.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: UInt8.self))
         state.pointee.avail_in = UInt32(feed)
         state.pointee.next_out = space.baseAddress?.assumingMemoryBound(to: UInt8.self)

@@ -72,7 +72,8 @@ public enum SpanDecoder {
         guard produced < output.count else { return }
         // The next gzip member: skip this one's trailer and the next one's header.
         guard input.count > GzipMember.trailerSize,
-          let header = try GzipMember.headerLength(UnsafeRawBufferPointer(rebasing: input.dropFirst(GzipMember.trailerSize)))
+          let header = try GzipMember.headerLength(
+            UnsafeRawBufferPointer(rebasing: input.dropFirst(GzipMember.trailerSize)))
         else { throw ClipError(.corrupt, "span ends between gzip members") }
         input = input.dropFirst(GzipMember.trailerSize + header)
         inflateReset(&stream)

@@ -130,7 +130,8 @@ public struct TarReader {
       }
       return
     case UInt8(ascii: "S"):
-      throw ClipError(.unsupported, "GNU sparse files are not supported", context: ["tar header at offset \(headerOffset)"])
+      throw ClipError(
+        .unsupported, "GNU sparse files are not supported", context: ["tar header at offset \(headerOffset)"])
     case UInt8(ascii: "V"):
       return  // a volume label carries no file
     case UInt8(ascii: "M"), UInt8(ascii: "N"), UInt8(ascii: "D"):
@@ -202,14 +203,17 @@ public struct TarReader {
       throw fail("unknown tar entry type '\(Character(Unicode.Scalar(type)))'")
     }
     if records.keys.contains(where: { $0.hasPrefix("GNU.sparse.") }) {
-      throw ClipError(.unsupported, "GNU sparse files are not supported", context: ["tar header at offset \(entryStart)"])
+      throw ClipError(
+        .unsupported, "GNU sparse files are not supported", context: ["tar header at offset \(entryStart)"])
     }
 
     var entry = TarEntry(path: [], kind: kind)
     entry.path = try ClipError.inContext("tar header at offset \(entryStart)") { try ImagePath.normalize(name) }
     entry.mode = UInt32(truncatingIfNeeded: try number(block, 100, 8, field: "mode", fail: fail)) & 0o7777
-    entry.uid = try paxID(records["uid"], "uid", fail) ?? id(try number(block, 108, 8, field: "uid", fail: fail), "uid", fail)
-    entry.gid = try paxID(records["gid"], "gid", fail) ?? id(try number(block, 116, 8, field: "gid", fail: fail), "gid", fail)
+    entry.uid =
+      try paxID(records["uid"], "uid", fail) ?? id(try number(block, 108, 8, field: "uid", fail: fail), "uid", fail)
+    entry.gid =
+      try paxID(records["gid"], "gid", fail) ?? id(try number(block, 116, 8, field: "gid", fail: fail), "gid", fail)
     var size = headerSize
     if let text = records["size"] {
       guard let value = UInt64(String(decoding: text, as: UTF8.self)) else { throw fail("malformed PAX size") }
@@ -303,7 +307,10 @@ public struct TarReader {
       guard digits.allSatisfy(\.isASCII), let value = UInt32(digits.isEmpty ? "0" : digits) else {
         throw fail("malformed PAX time '\(string)'")
       }
-      nanos = value * UInt32([1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000][9 - digits.count])
+      nanos =
+        value
+        * UInt32(
+          [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000][9 - digits.count])
     }
     if first.hasPrefix("-") && nanos > 0 {
       return (seconds - 1, 1_000_000_000 - nanos)  // -1.25 is 1.25 s before the epoch: -2 s + 0.75 s

@@ -103,7 +103,8 @@ public enum IndexFormat {
     return writer.bytes
   }
 
-  private static func readFrame(_ bytes: [UInt8], at position: inout Int, expecting kind: FrameKind?) throws -> [UInt8] {
+  private static func readFrame(_ bytes: [UInt8], at position: inout Int, expecting kind: FrameKind?) throws -> [UInt8]
+  {
     let start = position
     func corrupt(_ message: String) -> ClipError {
       ClipError(.corrupt, "corrupt index: \(message)", context: ["frame at byte \(start)"])
@@ -113,7 +114,8 @@ public enum IndexFormat {
     guard Array(try reader.raw(8)) == magic else { throw corrupt("not a clip index (bad magic)") }
     let version = try reader.u16()
     guard version == Self.version else {
-      throw ClipError(.unsupported, "index format version \(version) is not supported (this clip reads version \(Self.version))")
+      throw ClipError(
+        .unsupported, "index format version \(version) is not supported (this clip reads version \(Self.version))")
     }
     let kindByte = try reader.u8()
     guard let frameKind = FrameKind(rawValue: kindByte) else { throw corrupt("unknown frame kind \(kindByte)") }
@@ -266,7 +268,8 @@ public enum IndexFormat {
       let (c, cOverflow) = previous.compressedOffset.addingReportingOverflow(try r.varint())
       let bits = try r.u8()
       let window = try r.data()
-      guard !uOverflow, !cOverflow, u <= uncompressedSize, c <= compressedSize, bits < 8, window.count <= deflateWindowSize,
+      guard !uOverflow, !cOverflow, u <= uncompressedSize, c <= compressedSize, bits < 8,
+        window.count <= deflateWindowSize,
         c > 0 || bits == 0
       else { throw r.corrupt("checkpoint out of range") }
       previous = Checkpoint(uncompressedOffset: u, compressedOffset: c, bits: bits, window: window)

@@ -52,7 +52,8 @@ public struct OCILayoutSource: ImageSource {
       try verify(bytes, against: d, what: "blob")
       return bytes
     }
-    return try resolve(manifestBytes: try fetch(descriptor), digest: descriptor.digest, platform: platform, fetch: fetch)
+    return try resolve(
+      manifestBytes: try fetch(descriptor), digest: descriptor.digest, platform: platform, fetch: fetch)
   }
 
   private func readAll(_ digest: Digest) throws -> [UInt8] {
@@ -82,7 +83,8 @@ public struct OCILayoutSource: ImageSource {
     let file = try open(digest)
     let size = try file.size()
     guard range.upperBound <= size else {
-      throw ClipError(.corrupt, "blob \(digest) is \(size) bytes; cannot read \(range.lowerBound)..<\(range.upperBound)")
+      throw ClipError(
+        .corrupt, "blob \(digest) is \(size) bytes; cannot read \(range.lowerBound)..<\(range.upperBound)")
     }
     return try file.read(count: Int(range.count), at: range.lowerBound)
   }

@@ -94,7 +94,9 @@ public struct Extractor {
     files.sort { a, b in
       let x = tree.entry(of: tree.nodes[Int(a)].inode)
       let y = tree.entry(of: tree.nodes[Int(b)].inode)
-      let (lx, ly) = (tree.inodes[Int(tree.nodes[Int(a)].inode)].layer, tree.inodes[Int(tree.nodes[Int(b)].inode)].layer)
+      let (lx, ly) = (
+        tree.inodes[Int(tree.nodes[Int(a)].inode)].layer, tree.inodes[Int(tree.nodes[Int(b)].inode)].layer
+      )
       return lx != ly ? lx < ly : (x?.dataOffset ?? 0) < (y?.dataOffset ?? 0)
     }
     for index in files {

@@ -35,7 +35,8 @@ import Testing
       #expect(SHA256.hash(compressed) == scan.spanDigests[i], "span \(i) digest")
       let outEnd = Int(end?.uncompressedOffset ?? UInt64(tar.count))
       let decoded = try compressed.withUnsafeBytes {
-        try SpanDecoder.decode(scan.compression, from: point, compressed: $0, count: outEnd - Int(point.uncompressedOffset))
+        try SpanDecoder.decode(
+          scan.compression, from: point, compressed: $0, count: outEnd - Int(point.uncompressedOffset))
       }
       #expect(decoded == Array(tar[Int(point.uncompressedOffset)..<outEnd]), "span \(i) content")
     }

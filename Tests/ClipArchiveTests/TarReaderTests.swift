@@ -29,8 +29,14 @@ import Testing
     tar.add("usr/bin/sudo", mode: 0o4755, uid: 0, gid: 0, data: [1, 2, 3])
     tar.add("tmp", type: "5", mode: 0o1777)
     let entries = try read(tar.finish())
-    #expect(entries.map(\.kind) == [.directory, .regular, .symlink, .hardlink, .characterDevice, .blockDevice, .fifo, .regular, .directory])
-    #expect(entries.map(\.displayPath) == ["etc", "etc/passwd", "bin/sh", "bin/ash", "dev/null", "dev/sda", "run/fifo", "usr/bin/sudo", "tmp"])
+    #expect(
+      entries.map(\.kind) == [
+        .directory, .regular, .symlink, .hardlink, .characterDevice, .blockDevice, .fifo, .regular, .directory,
+      ])
+    #expect(
+      entries.map(\.displayPath) == [
+        "etc", "etc/passwd", "bin/sh", "bin/ash", "dev/null", "dev/sda", "run/fifo", "usr/bin/sudo", "tmp",
+      ])
     #expect(entries[1].size == 11 && entries[1].dataOffset == 1024)
     #expect(entries[2].linkTarget == Array("busybox".utf8))
     #expect(entries[3].linkTarget == Array("etc/passwd".utf8))
@@ -99,7 +105,9 @@ import Testing
 
   @Test func hugeSizeIsTruncation() throws {
     var tar = TarBuilder()
-    tar.header(Array("huge".utf8), type: "0", size: 0, sizeField: [0x80] + [UInt8](repeating: 0, count: 4) + [0x7f] + [UInt8](repeating: 0xff, count: 6))
+    tar.header(
+      Array("huge".utf8), type: "0", size: 0,
+      sizeField: [0x80] + [UInt8](repeating: 0, count: 4) + [0x7f] + [UInt8](repeating: 0xff, count: 6))
     let error = try #require(throws: ClipError.self) { try read(tar.finish()) }
     #expect(error.message.contains("ends in the middle of an entry"))
   }

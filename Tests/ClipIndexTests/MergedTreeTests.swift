@@ -6,7 +6,8 @@ import Testing
 func entry(_ path: String, _ kind: EntryKind = .regular, mode: UInt32 = 0o644, link: String = "", mtime: Int64 = 1)
   -> TarEntry
 {
-  TarEntry(path: Array(path.utf8), kind: kind, mode: mode, size: kind == .regular ? 1 : 0, mtime: mtime,
+  TarEntry(
+    path: Array(path.utf8), kind: kind, mode: mode, size: kind == .regular ? 1 : 0, mtime: mtime,
     linkTarget: Array(link.utf8))
 }
 
@@ -59,7 +60,9 @@ func entry(_ path: String, _ kind: EntryKind = .regular, mode: UInt32 = 0o644, l
   }
 
   @Test func redeclaredDirectoryKeepsChildren() throws {
-    let t = try tree([[entry("d", .directory, mode: 0o755), entry("d/keep")], [entry("d", .directory, mode: 0o1777, mtime: 99)]])
+    let t = try tree([
+      [entry("d", .directory, mode: 0o755), entry("d/keep")], [entry("d", .directory, mode: 0o1777, mtime: 99)],
+    ])
     #expect(paths(t) == ["d", "d/keep"])
     let d = try inode(t, "d")
     #expect(d.mode == 0o1777 && d.mtime == 99)
