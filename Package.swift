@@ -17,9 +17,10 @@ let package = Package(
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
     .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
     // Our own tiny C wrappers for what Swift cannot call (macros, variadics).
-    .target(name: "CClipShims", dependencies: ["CZlib"]),
+    .target(name: "CClipShims", dependencies: ["CZlib", "CCurl"]),
 
     .target(name: "ClipCore", dependencies: ["CCrypto"], swiftSettings: strict),
     .target(name: "ClipOCI", dependencies: ["ClipCore"], swiftSettings: strict),
@@ -29,7 +30,9 @@ let package = Package(
     .target(
       name: "ClipIndex", dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "CZstd"],
       swiftSettings: strict),
-    .target(name: "ClipRegistry", dependencies: ["ClipCore", "ClipOCI"], swiftSettings: strict),
+    .target(
+      name: "ClipRegistry", dependencies: ["ClipCore", "ClipOCI", "CCurl", "CClipShims"],
+      swiftSettings: strict),
     .target(
       name: "ClipStore",
       dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "CClipShims"],

@@ -21,6 +21,10 @@ public struct ClipError: Error, Sendable, CustomStringConvertible, Equatable {
     case unsupported
     /// An operating-system call failed.
     case system
+    /// The network or a server failed in a way that may pass (connection refused or dropped, timeout, HTTP 5xx).
+    case unavailable
+    /// The server refused our credentials (HTTP 401/403).
+    case unauthorized
   }
 
   /// The kind of failure.

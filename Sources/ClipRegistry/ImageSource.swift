@@ -37,10 +37,11 @@ public protocol ImageSource: Sendable {
   func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8]
 }
 
-/// Opens a source from its textual form. Supported: `oci:DIR[:TAG]` (skopeo's syntax).
-public func openImageSource(_ text: String) throws -> any ImageSource {
+/// Opens a source from its textual form: `oci:DIR[:TAG]` (skopeo's syntax), `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`
+/// or a bare `REPO[:TAG]` (Docker Hub). Registries on loopback, or all with `plainHTTP`, are spoken to over HTTP.
+public func openImageSource(_ text: String, plainHTTP: Bool = false) throws -> any ImageSource {
   if text.hasPrefix("oci:") { return try OCILayoutSource(reference: String(text.dropFirst(4))) }
-  throw ClipError(.invalidArgument, "unsupported image source '\(text)' (expected oci:DIR[:TAG])")
+  return try RegistrySource(reference: try ImageReference(text), plainHTTP: plainHTTP)
 }
 
 extension ImageSource {

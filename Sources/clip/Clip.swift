@@ -1,9 +1,19 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// `clip`: start containers from OCI images before they are downloaded.
 @main
 struct Clip: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Index OCI images and read them lazily, before they are downloaded.",
     subcommands: [IndexCommand.self, InspectCommand.self, ListCommand.self, CatCommand.self, ExtractCommand.self])
+
+  static func main() {
+    // A write to a closed pipe (a consumer that stopped reading a blob stream) must be an error, not a kill.
+    signal(SIGPIPE, SIG_IGN)
+    main(nil)
+  }
 }

@@ -10,8 +10,11 @@ struct IndexCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "index", abstract: "Index an image in one streaming pass.")
 
-  @Argument(help: "The image: oci:LAYOUT_DIR[:TAG].")
+  @Argument(help: "The image: oci:LAYOUT_DIR[:TAG], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or REPO[:TAG].")
   var source: String
+
+  @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
+  var plainHTTP = false
 
   @Option(name: .shortAndLong, help: "The index file to write.")
   var output: String
@@ -33,7 +36,7 @@ struct IndexCommand: ParsableCommand {
       indexer.layerCache = layerCache
       let progress = ProgressLine("indexing")
       indexer.progress = { progress.update($0, $1) }
-      let index = try indexer.index(try openImageSource(source))
+      let index = try indexer.index(try openImageSource(source, plainHTTP: plainHTTP))
       progress.finish()
       try ClipError.inContext(output) { try File.writeAtomically(output, IndexFormat.encode(index)) }
     }

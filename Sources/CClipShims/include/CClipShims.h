@@ -1,2 +1,3 @@
 #include "clip_zlib.h"
 #include "clip_fs.h"
+#include "clip_curl.h"
