@@ -23,6 +23,10 @@ public struct ImageIndexer: Sendable {
   public var layerCache: String?
   /// Called with (blob bytes read so far, total blob bytes) while scanning.
   public var progress: (@Sendable (UInt64, UInt64) -> Void)?
+  /// Look for an index published beside the image in its registry, and use it instead of scanning the layers.
+  public var usePublished = true
+  /// Told what the indexer decided along the way (a published index used or passed over).
+  public var note: (@Sendable (String) -> Void)?
 
   /// Creates an indexer with the defaults.
   public init() {}
@@ -30,6 +34,9 @@ public struct ImageIndexer: Sendable {
   /// Indexes the image `source` names.
   public func index(_ source: any ImageSource) throws -> ImageIndex {
     let image = try source.resolve(platform: platform)
+    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
+      return published
+    }
     let descriptors = image.manifest.layers
     let layers = try descriptors.enumerated().map { i, descriptor in
       guard LayerCompression(mediaType: descriptor.mediaType) != nil else {
@@ -68,6 +75,27 @@ public struct ImageIndexer: Sendable {
       source: source.name, manifestDigest: image.manifestDigest, manifestMediaType: image.manifestMediaType,
       platform: image.platform, configDigest: image.configDigest, runConfig: image.config.config ?? .init(),
       layers: layers, layerIndexes: layerIndexes)
+  }
+
+  /// The index published for the image, if there is one that belongs to this manifest.
+  private func published(_ registry: RegistrySource, _ image: ResolvedImage) -> ImageIndex? {
+    do {
+      guard let bytes = try registry.findPublishedIndex(subject: image.manifestDigest) else { return nil }
+      var index = try IndexFormat.decodeImage(bytes)
+      guard index.manifestDigest == image.manifestDigest,
+        index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
+        index.layers.map(\.diffID) == image.config.rootfs.diffIDs
+      else {
+        note?("the index published for \(image.manifestDigest) describes another image: indexing anew")
+        return nil
+      }
+      index.source = registry.name
+      note?("using the index published for \(image.manifestDigest)")
+      return index
+    } catch {
+      note?("the index published for \(image.manifestDigest) is unusable (\(error)): indexing anew")
+      return nil
+    }
   }
 
   private func indexLayer(

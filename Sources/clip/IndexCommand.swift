@@ -4,6 +4,7 @@ import ClipIndex
 import ClipOCI
 import ClipRegistry
 import ClipStore
+import Foundation
 
 /// `clip index SOURCE -o IMAGE.clip`
 struct IndexCommand: ParsableCommand {
@@ -28,17 +29,34 @@ struct IndexCommand: ParsableCommand {
   @Option(help: "A directory of layer indexes reused across images (keyed by layer digest).")
   var layerCache: String?
 
+  @Flag(help: "Publish the index in the image's repository, as an artifact whose subject is the image manifest.")
+  var push = false
+
+  @Flag(help: "Index the layers even if an index is published beside the image.")
+  var ignorePublished = false
+
   func run() throws {
     try reportingErrors {
       var indexer = ImageIndexer()
       indexer.spanSize = try parseSize(spanSize)
       if let platform { indexer.platform = try Platform(parsing: platform) }
       indexer.layerCache = layerCache
+      indexer.usePublished = !ignorePublished
       let progress = ProgressLine("indexing")
       indexer.progress = { progress.update($0, $1) }
-      let index = try indexer.index(try openImageSource(source, plainHTTP: plainHTTP))
+      indexer.note = { note in FileHandle.standardError.write(Data("clip: \(note)\n".utf8)) }
+      let imageSource = try openImageSource(source, plainHTTP: plainHTTP)
+      if push && !(imageSource is RegistrySource) {
+        throw ClipError(.invalidArgument, "--push needs a registry source (docker://…)")
+      }
+      let index = try indexer.index(imageSource)
       progress.finish()
-      try ClipError.inContext(output) { try File.writeAtomically(output, IndexFormat.encode(index)) }
+      let bytes = IndexFormat.encode(index)
+      try ClipError.inContext(output) { try File.writeAtomically(output, bytes) }
+      if push, let registry = imageSource as? RegistrySource {
+        let artifact = try registry.publishIndex(bytes, subject: index.manifestDigest)
+        FileHandle.standardError.write(Data("clip: published the index as \(artifact)\n".utf8))
+      }
     }
   }
 }

@@ -1,0 +1,95 @@
+import ClipCore
+import ClipOCI
+import Foundation
+
+// Source: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
+// and https://github.com/opencontainers/image-spec/blob/main/manifest.md#guidelines-for-artifact-usage
+
+/// Indexes published beside their image, as OCI artifacts whose subject is the image manifest (specs/published-index.md).
+public enum PublishedIndex {
+  /// The artifact type of a published clip index.
+  public static let artifactType = "application/vnd.clip.index.v1"
+  /// The media type of the index file blob.
+  public static let layerMediaType = "application/vnd.clip.index.v1+binary"
+  /// OCI's empty config descriptor for artifacts.
+  public static let emptyConfig: [UInt8] = Array("{}".utf8)
+  /// Media type of the empty config.
+  public static let emptyMediaType = "application/vnd.oci.empty.v1+json"
+
+  /// The tag of the referrers tag-schema fallback for a manifest: `sha256-<hex>`.
+  public static func fallbackTag(_ digest: Digest) -> String { "sha256-" + digest.hex }
+}
+
+extension RegistrySource {
+  /// Publishes an index file for the image manifest `subject` and returns the artifact manifest's digest.
+  /// Registries with the referrers API index it by its subject; others get the tag-schema fallback: an image index
+  /// under `sha256-<manifest hex>` listing the referrers (any other referrers listed there are kept).
+  @discardableResult
+  public func publishIndex(_ bytes: [UInt8], subject: Digest) throws -> Digest {
+    let repository = reference.repository
+    let subjectManifest = try client.manifest(repository, reference: subject.description)
+    let layer = try client.uploadBlob(repository, bytes, mediaType: PublishedIndex.layerMediaType)
+    let config = try client.uploadBlob(repository, PublishedIndex.emptyConfig, mediaType: PublishedIndex.emptyMediaType)
+    let artifact = Manifest(
+      mediaType: MediaType.ociManifest, config: config, layers: [layer],
+      subject: Descriptor(
+        mediaType: subjectManifest.mediaType, digest: subject, size: Int64(subjectManifest.bytes.count)),
+      artifactType: PublishedIndex.artifactType,
+      annotations: ["dev.clip.index.format": "1"])
+    let artifactBytes = try encodeJSON(artifact)
+    let artifactDigest = Digest.of(artifactBytes)
+    try client.putManifest(repository, reference: artifactDigest.description, artifactBytes, mediaType: MediaType.ociManifest)
+
+    if try client.referrers(repository, of: subject, artifactType: PublishedIndex.artifactType) != nil {
+      return artifactDigest  // the registry lists it by its subject
+    }
+    let tag = PublishedIndex.fallbackTag(subject)
+    var referrers = Index(mediaType: MediaType.ociIndex, manifests: [])
+    if let existing = try? client.manifest(repository, reference: tag),
+      let index = try? decodeJSON(Index.self, from: existing.bytes, what: "referrers index")
+    {
+      referrers.manifests = index.manifests.filter { $0.artifactType != PublishedIndex.artifactType }
+    }
+    referrers.manifests.append(
+      Descriptor(
+        mediaType: MediaType.ociManifest, digest: artifactDigest, size: Int64(artifactBytes.count),
+        annotations: artifact.annotations, artifactType: PublishedIndex.artifactType))
+    try client.putManifest(repository, reference: tag, try encodeJSON(referrers), mediaType: MediaType.ociIndex)
+    return artifactDigest
+  }
+
+  /// The bytes of an index published for `subject`, verified (artifact manifest, its subject, the blob digest);
+  /// nil if none is published.
+  public func findPublishedIndex(subject: Digest) throws -> [UInt8]? {
+    let repository = reference.repository
+    var candidates: [Descriptor]
+    if let listed = try client.referrers(repository, of: subject, artifactType: PublishedIndex.artifactType) {
+      candidates = listed.manifests
+    } else {
+      do {
+        let fallback = try client.manifest(repository, reference: PublishedIndex.fallbackTag(subject))
+        candidates = try decodeJSON(Index.self, from: fallback.bytes, what: "referrers index").manifests
+      } catch let error as ClipError where error.code == .notFound {
+        return nil
+      }
+    }
+    for descriptor in candidates.reversed() where descriptor.artifactType == PublishedIndex.artifactType {
+      let fetched = try client.manifest(repository, reference: descriptor.digest.description)
+      let artifact = try decodeJSON(Manifest.self, from: fetched.bytes, what: "clip index artifact \(descriptor.digest)")
+      guard artifact.subject?.digest == subject, artifact.artifactType == PublishedIndex.artifactType,
+        let layer = artifact.layers.first, layer.mediaType == PublishedIndex.layerMediaType
+      else { continue }
+      let bytes = try client.blob(repository, layer.digest, range: 0..<UInt64(max(layer.size, 0)))
+      try verify(bytes, against: layer, what: "published clip index")
+      return bytes
+    }
+    return nil
+  }
+}
+
+/// Deterministic JSON for what clip writes to registries.
+func encodeJSON(_ value: some Encodable) throws -> [UInt8] {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+  return Array(try encoder.encode(value))
+}
