@@ -52,6 +52,7 @@ let package = Package(
       name: "ClipArchiveTests", dependencies: ["ClipArchive", "ClipOCI", "ClipTestSupport"], swiftSettings: strict),
     .testTarget(
       name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive", "ClipTestSupport"], swiftSettings: strict),
+    .testTarget(name: "ClipRegistryTests", dependencies: ["ClipRegistry", "ClipOCI"], swiftSettings: strict),
     .testTarget(
       name: "ClipStoreTests", dependencies: ["ClipStore", "ClipRegistry", "ClipOCI", "ClipTestSupport"],
       swiftSettings: strict),

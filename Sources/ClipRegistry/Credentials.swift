@@ -55,7 +55,8 @@ public struct CredentialStore: Sendable {
     }
     for key in keys {
       guard let entry = config.auths?[key] else { continue }
-      if let auth = entry.auth, let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8),
+      if let auth = entry.auth, let decoded = Data(base64Encoded: auth),
+        let text = String(data: decoded, encoding: .utf8),
         let colon = text.firstIndex(of: ":")
       {
         return Credentials(username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))

@@ -58,7 +58,9 @@ public struct ImageReference: Sendable, Equatable, CustomStringConvertible {
 
   /// True for registries on this machine, which clip talks to over plain HTTP.
   public var isLoopback: Bool {
-    let host = registry.hasPrefix("[") ? String(registry.prefix { $0 != "]" }.dropFirst()) : String(registry.prefix { $0 != ":" })
+    let host =
+      registry.hasPrefix("[")
+      ? String(registry.prefix { $0 != "]" }.dropFirst()) : String(registry.prefix { $0 != ":" })
     return host == "localhost" || host.hasPrefix("127.") || host == "::1"
   }
 
@@ -71,7 +73,9 @@ public struct ImageReference: Sendable, Equatable, CustomStringConvertible {
     let bytes = Array(part.utf8)
     func alnum(_ b: UInt8) -> Bool { (0x61...0x7a).contains(b) || (0x30...0x39).contains(b) }
     guard let first = bytes.first, let last = bytes.last, alnum(first), alnum(last) else { return false }
-    return bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    return bytes.allSatisfy {
+      alnum($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+    }
   }
 
   static func isValidTag(_ tag: String) -> Bool {

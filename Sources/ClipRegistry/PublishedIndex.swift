@@ -38,7 +38,8 @@ extension RegistrySource {
       annotations: ["dev.clip.index.format": "1"])
     let artifactBytes = try encodeJSON(artifact)
     let artifactDigest = Digest.of(artifactBytes)
-    try client.putManifest(repository, reference: artifactDigest.description, artifactBytes, mediaType: MediaType.ociManifest)
+    try client.putManifest(
+      repository, reference: artifactDigest.description, artifactBytes, mediaType: MediaType.ociManifest)
 
     if try client.referrers(repository, of: subject, artifactType: PublishedIndex.artifactType) != nil {
       return artifactDigest  // the registry lists it by its subject
@@ -75,7 +76,8 @@ extension RegistrySource {
     }
     for descriptor in candidates.reversed() where descriptor.artifactType == PublishedIndex.artifactType {
       let fetched = try client.manifest(repository, reference: descriptor.digest.description)
-      let artifact = try decodeJSON(Manifest.self, from: fetched.bytes, what: "clip index artifact \(descriptor.digest)")
+      let artifact = try decodeJSON(
+        Manifest.self, from: fetched.bytes, what: "clip index artifact \(descriptor.digest)")
       guard artifact.subject?.digest == subject, artifact.artifactType == PublishedIndex.artifactType,
         let layer = artifact.layers.first, layer.mediaType == PublishedIndex.layerMediaType
       else { continue }

@@ -35,7 +35,8 @@ extension RegistryClient {
       throw ClipError(.digestMismatch, "manifest \(reference) of \(repository) has digest \(digest)")
     }
     if let stated = head["docker-content-digest"], stated != digest.description {
-      throw ClipError(.digestMismatch, "manifest \(reference) of \(repository) is \(digest), the registry says \(stated)")
+      throw ClipError(
+        .digestMismatch, "manifest \(reference) of \(repository) is \(digest), the registry says \(stated)")
     }
     let type = head["content-type"].map { String($0.prefix { $0 != ";" }) }
     return FetchedManifest(bytes: bytes, digest: digest, mediaType: sniffMediaType(bytes) ?? type ?? "")
@@ -80,7 +81,8 @@ extension RegistryClient {
   }
 
   /// Streams a whole blob into `sink`; a dropped connection resumes where it stopped (Range), within the retry budget.
-  public func streamBlob(_ repository: String, _ digest: Digest, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+  public func streamBlob(_ repository: String, _ digest: Digest, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws
+  {
     var received: UInt64 = 0
     var resumes = 0
     while true {

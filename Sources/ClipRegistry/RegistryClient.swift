@@ -83,7 +83,8 @@ public final class RegistryClient: Sendable {
         continue
       case 301, 302, 303, 307, 308:
         redirects += 1
-        guard redirects <= 5, let location = head["location"], let target = URL(string: location, relativeTo: URL(string: request.url))
+        guard redirects <= 5, let location = head["location"],
+          let target = URL(string: location, relativeTo: URL(string: request.url))
         else { throw ClipError(.corrupt, "too many or malformed redirects from \(request.url)") }
         // Credentials for this registry must not reach another host (a blob store behind a redirect).
         request.url = target.absoluteString
@@ -121,7 +122,8 @@ public final class RegistryClient: Sendable {
     switch head.status {
     case 401, 403:
       let hint = credentials == nil ? " (no credentials configured for \(host))" : " (credentials for \(host) rejected)"
-      return ClipError(.unauthorized, "registry refused access, HTTP \(head.status) unauthorized\(said)\(hint): \(what)")
+      return ClipError(
+        .unauthorized, "registry refused access, HTTP \(head.status) unauthorized\(said)\(hint): \(what)")
     case 404:
       return ClipError(.notFound, "not found, HTTP 404\(said): \(what)")
     case 500...599, 429:
