@@ -85,14 +85,15 @@ public final class File: @unchecked Sendable {
     return try file.read(count: Int(size), at: 0)
   }
 
-  /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then renamed over `path`.
-  /// Nothing is left at `path` (or beside it) if writing fails.
-  public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+  /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced (unless `sync` is false:
+  /// caches that can be rebuilt skip it), then renamed over `path`. Nothing is left at `path` (or beside it) if
+  /// writing fails.
+  public static func writeAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = true) throws {
     let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     do {
       let file = try File(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL)
       try bytes.withUnsafeBytes { try file.write($0) }
-      try file.sync()
+      if sync { try file.sync() }
       guard rename(temporary, path) == 0 else { throw ClipError.system("rename", path) }
     } catch {
       unlink(temporary)

@@ -2,7 +2,8 @@
 """A fault-injecting TCP/HTTP proxy to put in front of a registry (stdlib only).
 
     faultproxy.py --upstream HOST:PORT [--listen 127.0.0.1:0]
-                  [--ignore-range] [--cut-after BYTES [--down-after-cut]]
+                  [--ignore-range]
+                  [--cut-after BYTES [--down-after-cut] [--cut-rst]]
                   [--corrupt-blob] [--blob-filter TEXT]
                   [--fail-first N] [--delay-ms N] [--rate-mbit N]
                   [--log FILE]
@@ -14,8 +15,10 @@ killed).  Modes combine:
                    registry answers 200 with the whole blob
   --cut-after N    on a connection, once N response-body bytes of GET
                    /blobs/ requests have been forwarded (counted across the
-                   connection's requests), reset the connection (RST) in
-                   the middle of the body
+                   connection's requests), close it in the middle of the
+                   body: FIN after exactly N bytes, so the client sees a
+                   premature end of the body (--cut-rst: RST instead; the
+                   client then may lose bytes still in its receive buffer)
   --down-after-cut after the first cut, behave like a stopped registry:
                    close the listening socket (new connections are refused)
                    and abort every open connection
@@ -484,6 +487,7 @@ class Proxy:
         cw.send(("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                  "Content-Length: %d\r\n\r\n" % (status, reason, len(body))
                  ).encode() + body)
+        return len(body)
 
     def handle_http(self, c, cw, st):
         a = self.a
@@ -515,11 +519,11 @@ class Proxy:
 
             if nreq <= a.fail_first:
                 self.relay_body(cr, _Sink(), req, False)
-                self.answer(cw, 503, "Service Unavailable", {"errors": [{
+                n = self.answer(cw, 503, "Service Unavailable", {"errors": [{
                     "code": "UNAVAILABLE",
                     "message": "faultproxy: request %d of the first %d fails"
                                % (nreq, a.fail_first)}]})
-                self.log(method, path, rng, 503, 0, t0, "fail-first")
+                self.log(method, path, rng, 503, n, t0, "fail-first")
                 if client_close:
                     break
                 continue
@@ -585,7 +589,10 @@ class Proxy:
             if state["cut"]:
                 note = (note + " " if note else "") + "cut@%d" % conn_blob_bytes
                 self.log(method, path, rng, status, nbytes, t0, note)
-                cw.reset()
+                if a.cut_rst:
+                    cw.reset()
+                else:
+                    cw.close()
                 uw.reset()
                 if a.down_after_cut:
                     self.go_down()
@@ -610,6 +617,7 @@ def main():
     ap.add_argument("--ignore-range", action="store_true")
     ap.add_argument("--cut-after", type=int, metavar="BYTES")
     ap.add_argument("--down-after-cut", action="store_true")
+    ap.add_argument("--cut-rst", action="store_true")
     ap.add_argument("--corrupt-blob", action="store_true")
     ap.add_argument("--blob-filter", metavar="TEXT")
     ap.add_argument("--fail-first", type=int, default=0, metavar="N")

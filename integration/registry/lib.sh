@@ -42,9 +42,11 @@
 #   registry_manifest_digest REGISTRY/REPO:TAG [--creds U:P]
 #       sha256:... of the raw manifest (what the tag points at)
 #
-#   faultproxy_start NAME HOST:PORT [faultproxy.py flags...]
+#   faultproxy_start NAME HOST:PORT [--no-log] [faultproxy.py flags...]
 #       starts faultproxy.py in front of HOST:PORT; exports FAULTPROXY_NAME
-#       (127.0.0.1:PORT) and FAULTPROXY_NAME_LOG (its --log file, always on)
+#       (127.0.0.1:PORT) and FAULTPROXY_NAME_LOG (its --log file: on unless
+#       --no-log, which leaves plain byte forwarding when no HTTP mode is
+#       asked for)
 #   faultproxy_stop NAME
 #
 #   ensure_multi_image      builds $IMG/multi: mkimage.py --multi-platform
@@ -247,14 +249,20 @@ registry_stop() {
 }
 
 faultproxy_start() {
-    local name=$1 upstream=$2 dir pid line var
+    local name=$1 upstream=$2 dir pid line var log=()
     shift 2
     dir=$REGISTRY_WORK/proxy-$name
     var=FAULTPROXY_$(_reg_var "$name")
     rm -rf "$dir"
     mkdir -p "$dir"
     echo "$$" >"$dir/owner"
-    python3 "$REGISTRY_LIB/faultproxy.py" --upstream "$upstream" --log "$dir/access.log" "$@" \
+    if [ "${1:-}" = --no-log ]; then
+        shift
+    else
+        log=(--log "$dir/access.log")
+        : >"$dir/access.log"
+    fi
+    python3 "$REGISTRY_LIB/faultproxy.py" --upstream "$upstream" "${log[@]}" "$@" \
         </dev/null >"$dir/out" 2>"$dir/err" &
     pid=$!
     echo "$pid" >"$dir/pid"
@@ -263,7 +271,7 @@ faultproxy_start() {
         return 1; }
     export "$var=127.0.0.1:$line"
     export "${var}_LOG=$dir/access.log"
-    echo "faultproxy $name: 127.0.0.1:$line -> $upstream ($*)" >&2
+    echo "faultproxy $name: 127.0.0.1:$line -> $upstream (${log[*]} $*)" >&2
 }
 
 faultproxy_stop() {

@@ -1,0 +1,308 @@
+import ClipArchive
+import ClipCore
+import ClipIndex
+import ClipRegistry
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Serves byte ranges of an image's layers: each range maps to the span(s) holding it; a missing span is fetched
+/// with one range request (adjacent missing spans in one request), verified against its digest, decoded from its
+/// checkpoint and kept in the disk cache (or, without one, a small memory cache). Concurrent readers of one span
+/// cause one fetch. Failures are never cached: the next read tries again.
+///
+/// ## Concurrency model
+/// Safe to share between threads, and callers block (FUSE threads never wait on Swift concurrency). Shared state:
+/// the in-flight fetches and the memory cache, each behind a mutex held only for bookkeeping, never across I/O.
+public final class SpanStore: Sendable {
+  /// Where a piece of a read is: in a cache file, or in memory.
+  public enum Piece: Sendable {
+    /// `count` bytes at `offset` of a cache file.
+    case file(File, offset: UInt64, count: Int)
+    /// Bytes in memory.
+    case bytes(ArraySlice<UInt8>)
+  }
+
+  enum Resident {
+    case file(File)
+    case bytes([UInt8])
+  }
+
+  /// The image.
+  public let index: ImageIndex
+  /// Where the blobs come from.
+  public let source: any ImageSource
+  /// The disk cache, if any.
+  public let disk: DiskCache?
+  /// Counters.
+  public let stats = StoreStats()
+  private let memory: Mutex<MemorySpans>
+  private let flights = Mutex<[SpanKey: Flight]>([:])
+  private let touched = Mutex<TouchLog>(TouchLog())
+  /// Reads in progress (prefetching yields to them).
+  let activeReads = Atomic<Int>(0)
+
+  /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache).
+  public init(index: ImageIndex, source: any ImageSource, disk: DiskCache?, memorySpans: Int = 8) {
+    self.index = index
+    self.source = source
+    self.disk = disk
+    self.memory = Mutex(MemorySpans(capacity: memorySpans))
+  }
+
+  /// The key of span `span` of layer `layer`.
+  public func key(layer: Int, span: Int) -> SpanKey {
+    let layerIndex = index.layerIndexes[layer]
+    return SpanKey(layer: layerIndex.digest, range: layerIndex.uncompressedRange(ofSpan: span))
+  }
+
+  // MARK: - Reading
+
+  /// Where `count` bytes at tar-stream offset `offset` of layer `layer` are, fetching what is missing.
+  public func read(layer: Int, offset: UInt64, count: Int) throws -> [Piece] {
+    let start = DispatchTime.now().uptimeNanoseconds
+    activeReads.add(1, ordering: .relaxed)
+    defer {
+      activeReads.subtract(1, ordering: .relaxed)
+      stats.recordRead(nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
+    }
+    let layerIndex = index.layerIndexes[layer]
+    let end = offset + UInt64(count)
+    guard count > 0, end <= layerIndex.uncompressedSize else {
+      if count == 0 { return [] }
+      throw ClipError(.corrupt, "read past the end of layer \(layer + 1) (\(layerIndex.digest))")
+    }
+    let spans = layerIndex.span(containing: offset)...layerIndex.span(containing: end - 1)
+    let resident = try ensure(layer: layer, spans: spans, record: true)
+    var pieces: [Piece] = []
+    for span in spans {
+      let range = layerIndex.uncompressedRange(ofSpan: span)
+      let from = max(offset, range.lowerBound) - range.lowerBound
+      let to = min(end, range.upperBound) - range.lowerBound
+      guard to > from else { continue }
+      switch resident[span] {
+      case .file(let file): pieces.append(.file(file, offset: from, count: Int(to - from)))
+      case .bytes(let bytes): pieces.append(.bytes(bytes[Int(from)..<Int(to)]))
+      case nil: throw ClipError(.system, "span \(span) of layer \(layer + 1) vanished")
+      }
+    }
+    return pieces
+  }
+
+  /// Copies the bytes of a read into memory.
+  public static func gather(_ pieces: [Piece]) throws -> [UInt8] {
+    var out: [UInt8] = []
+    for piece in pieces {
+      switch piece {
+      case .bytes(let bytes): out += bytes
+      case .file(let file, let offset, let count): out += try file.read(count: count, at: offset)
+      }
+    }
+    return out
+  }
+
+  /// Makes sure spans are present (fetching missing ones), returning where each is.
+  func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool) throws -> [Int: Resident] {
+    var resident: [Int: Resident] = [:]
+    var mine: [(Int, Flight)] = []
+    var theirs: [(Int, Flight)] = []
+    for span in spans {
+      let key = key(layer: layer, span: span)
+      if record { touched.withLock { $0.note(key) } }
+      if let found = lookup(key) {
+        stats.hits.add(1, ordering: .relaxed)
+        resident[span] = found
+        continue
+      }
+      stats.misses.add(1, ordering: .relaxed)
+      let (flight, owner) = flights.withLock { flights -> (Flight, Bool) in
+        if let flight = flights[key] { return (flight, false) }
+        let flight = Flight()
+        flights[key] = flight
+        return (flight, true)
+      }
+      if owner {
+        // It may have arrived between the lookup and the claim.
+        if let found = lookup(key) {
+          flights.withLock { _ = $0.removeValue(forKey: key) }
+          flight.finish(.success(found))
+          resident[span] = found
+        } else {
+          mine.append((span, flight))
+        }
+      } else {
+        theirs.append((span, flight))
+      }
+    }
+    var failure: (any Error)?
+    var run: [(Int, Flight)] = []
+    func fetchRun() {
+      guard !run.isEmpty else { return }
+      let numbers = run.map(\.0)
+      do {
+        let decoded = try fetch(layer: layer, spans: numbers)
+        for ((span, flight), bytes) in zip(run, decoded) {
+          let placed = place(key(layer: layer, span: span), bytes)
+          resident[span] = placed
+          flight.finish(.success(placed))
+        }
+      } catch {
+        stats.failures.add(1, ordering: .relaxed)
+        failure = failure ?? error
+        for (_, flight) in run { flight.finish(.failure(error)) }
+      }
+      flights.withLock { flights in for (span, _) in run { flights[key(layer: layer, span: span)] = nil } }
+      run.removeAll()
+    }
+    for entry in mine {
+      if let last = run.last, last.0 + 1 != entry.0 { fetchRun() }
+      run.append(entry)
+    }
+    fetchRun()
+    if let failure { throw failure }
+    for (span, flight) in theirs { resident[span] = try flight.wait() }
+    return resident
+  }
+
+  private func lookup(_ key: SpanKey) -> Resident? {
+    if let bytes = memory.withLock({ $0.get(key) }) { return .bytes(bytes) }
+    if let file = disk?.open(key) { return .file(file) }
+    return nil
+  }
+
+  private func place(_ key: SpanKey, _ bytes: [UInt8]) -> Resident {
+    if let disk, let file = disk.store(key, bytes) { return .file(file) }
+    memory.withLock { $0.put(key, bytes) }
+    return .bytes(bytes)
+  }
+
+  /// Fetches consecutive spans with one range request; verifies and decodes each.
+  private func fetch(layer: Int, spans: [Int]) throws -> [[UInt8]] {
+    let layerIndex = index.layerIndexes[layer]
+    guard let first = spans.first, let last = spans.last else { return [] }
+    let whole = layerIndex.compressedRange(ofSpan: first).lowerBound..<layerIndex.compressedRange(ofSpan: last).upperBound
+    return try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
+      let compressed = try source.read(layerIndex.digest, range: whole)
+      stats.requests.add(1, ordering: .relaxed)
+      stats.bytesFetched.add(UInt64(compressed.count), ordering: .relaxed)
+      return try spans.map { span in
+        try ClipError.inContext("span \(span)") {
+          let range = layerIndex.compressedRange(ofSpan: span)
+          let slice = compressed[Int(range.lowerBound - whole.lowerBound)..<Int(range.upperBound - whole.lowerBound)]
+          guard slice.withUnsafeBytes({ SHA256.hash($0) }) == layerIndex.spanDigests[span] else {
+            throw ClipError(
+              .digestMismatch,
+              "compressed bytes \(range.lowerBound)..<\(range.upperBound) do not match the span digest")
+          }
+          let count = Int(layerIndex.uncompressedRange(ofSpan: span).count)
+          let decoded = try slice.withUnsafeBytes {
+            try SpanDecoder.decode(
+              layerIndex.compression, from: layerIndex.checkpoints[span], compressed: $0, count: count)
+          }
+          stats.spansFetched.add(1, ordering: .relaxed)
+          return decoded
+        }
+      }
+    }
+  }
+
+  // MARK: - Profiles and prefetch
+
+  /// The spans reads touched, in first-touch order.
+  public var touchedSpans: [SpanKey] { touched.withLock { $0.order } }
+
+  /// The (layer, span) positions of `keys` in this image; keys of other images are skipped.
+  public func positions(of keys: [SpanKey]) -> [(layer: Int, span: Int)] {
+    var byRange: [SpanKey: (Int, Int)] = [:]
+    for (layer, layerIndex) in index.layerIndexes.enumerated() {
+      for span in 0..<layerIndex.spanCount { byRange[key(layer: layer, span: span)] = (layer, span) }
+    }
+    return keys.compactMap { byRange[$0] }
+  }
+
+  /// Fetches spans ahead of reads with `concurrency` threads, at most `bytesPerSecond` (0: unlimited), yielding to
+  /// reads in progress. Returns when done; errors are counted and skipped (a read will retry).
+  public func prefetch(_ spans: [(layer: Int, span: Int)], concurrency: Int, bytesPerSecond: UInt64, yieldToReads: Bool)
+  {
+    let queue = Mutex(spans.reversed() as [(layer: Int, span: Int)])
+    let started = DispatchTime.now().uptimeNanoseconds
+    let budgetUsed = Atomic<UInt64>(0)
+    DispatchQueue.concurrentPerform(iterations: max(1, concurrency)) { _ in
+      while let next = queue.withLock({ $0.popLast() }) {
+        while yieldToReads && activeReads.load(ordering: .relaxed) > 0 { usleep(2000) }
+        if bytesPerSecond > 0 {
+          let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+          let ahead = Double(budgetUsed.load(ordering: .relaxed)) / Double(bytesPerSecond) - elapsed
+          if ahead > 0 { usleep(UInt32(min(ahead, 1) * 1e6)) }
+        }
+        let before = stats.bytesFetched.load(ordering: .relaxed)
+        if (try? ensure(layer: next.layer, spans: next.span...next.span, record: false)) != nil {
+          let fetched = stats.bytesFetched.load(ordering: .relaxed) - before
+          if fetched > 0 { stats.prefetched.add(1, ordering: .relaxed) }
+          budgetUsed.add(fetched, ordering: .relaxed)
+        }
+      }
+    }
+  }
+
+  /// Every span of the image, base layer first.
+  public var allSpans: [(layer: Int, span: Int)] {
+    index.layerIndexes.enumerated().flatMap { layer, layerIndex in (0..<layerIndex.spanCount).map { (layer, $0) } }
+  }
+}
+
+/// A fetch in progress that other readers of the same span wait for.
+final class Flight: @unchecked Sendable {
+  private let condition = NSCondition()
+  private var result: Result<SpanStore.Resident, any Error>?
+
+  func finish(_ result: Result<SpanStore.Resident, any Error>) {
+    condition.lock()
+    self.result = result
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  func wait() throws -> SpanStore.Resident {
+    condition.lock()
+    defer { condition.unlock() }
+    while result == nil { condition.wait() }
+    switch result {
+    case .success(let resident): return resident
+    case .failure(let error): throw error
+    case nil: throw ClipError(.system, "fetch vanished")
+    }
+  }
+}
+
+/// The most recently used decoded spans in memory.
+struct MemorySpans {
+  let capacity: Int
+  private var entries: [(key: SpanKey, bytes: [UInt8])] = []
+
+  init(capacity: Int) { self.capacity = capacity }
+
+  mutating func get(_ key: SpanKey) -> [UInt8]? {
+    guard let i = entries.firstIndex(where: { $0.key == key }) else { return nil }
+    let entry = entries.remove(at: i)
+    entries.append(entry)
+    return entry.bytes
+  }
+
+  mutating func put(_ key: SpanKey, _ bytes: [UInt8]) {
+    guard capacity > 0 else { return }
+    entries.removeAll { $0.key == key }
+    if entries.count >= capacity { entries.removeFirst() }
+    entries.append((key, bytes))
+  }
+}
+
+/// The spans reads touched, in first-touch order (a prefetch profile).
+struct TouchLog {
+  private(set) var order: [SpanKey] = []
+  private var seen: Set<SpanKey> = []
+
+  mutating func note(_ key: SpanKey) {
+    if seen.insert(key).inserted { order.append(key) }
+  }
+}
