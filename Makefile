@@ -26,6 +26,7 @@ unit: deps
 integration: build
 	CLIP=$(CURDIR)/.build/debug/clip integration/reference-check.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/bad-input.sh
+	CLIP=$(CURDIR)/.build/debug/clip integration/registry-check.sh
 
 ## Lint with the same configuration `make fmt` formats with.
 check:

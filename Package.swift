@@ -18,11 +18,12 @@ let package = Package(
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
     // Our own tiny C wrappers for what Swift cannot call (macros, variadics).
     .target(name: "CClipShims", dependencies: ["CZlib", "CCurl"]),
 
-    .target(name: "ClipCore", dependencies: ["CCrypto"], swiftSettings: strict),
+    .target(name: "ClipCore", dependencies: ["CCrypto", "CClipShims"], swiftSettings: strict),
     .target(name: "ClipOCI", dependencies: ["ClipCore"], swiftSettings: strict),
     .target(
       name: "ClipArchive", dependencies: ["ClipCore", "ClipOCI", "CZlib", "CZstd", "CIsal", "CClipShims"],
@@ -37,10 +38,13 @@ let package = Package(
       name: "ClipStore",
       dependencies: ["ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "CClipShims"],
       swiftSettings: strict),
+    .target(
+      name: "ClipFUSE", dependencies: ["ClipCore", "ClipArchive", "ClipIndex", "ClipStore", "CFuse3"],
+      swiftSettings: strict),
     .executableTarget(
       name: "clip",
       dependencies: [
-        "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore",
+        "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore", "ClipFUSE",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),

@@ -7,6 +7,8 @@ packages=(
   pkg-config zlib1g-dev libzstd-dev libisal-dev libssl-dev libfuse3-dev libcurl4-openssl-dev libseccomp-dev
   # tests and benchmarks: reference unpacker, image tools, test image contents
   umoci skopeo busybox-static debootstrap zstd pigz jq time python3
+  # registry tests (registry-check.sh, registry/): registry 2.8, htpasswd, token-signing keys, netns/veth/tbf, curl
+  docker-registry apache2-utils openssl iproute2 curl
 )
 
 missing=()

@@ -72,14 +72,20 @@ final class CompressedInput {
     guard end < buffer.count else {
       throw ClipError(.corrupt, "header larger than \(buffer.count - Self.keepBehind) bytes")
     }
-    let count = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[end...]))
-    guard count > 0 else {
-      ended = true
-      return false
+    // Fill the buffer completely (or to the end of the blob), however the source chunks its bytes: the decoder then
+    // sees the same input at every call, so the checkpoints it finds, and the index, do not depend on the source.
+    let start = end
+    while end < buffer.count {
+      let count = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[end...]))
+      guard count > 0 else {
+        ended = true
+        break
+      }
+      end += count
     }
-    try worker.feed(.blob, UnsafeRawBufferPointer(rebasing: buffer[end..<end + count]))
-    end += count
-    sinceProgress += count
+    guard end > start else { return false }
+    try worker.feed(.blob, UnsafeRawBufferPointer(rebasing: buffer[start..<end]))
+    sinceProgress += end - start
     if sinceProgress >= 8 << 20, let progress {
       sinceProgress = 0
       progress(base + UInt64(end))

@@ -23,6 +23,8 @@ public enum MediaType {
   public static let dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
   /// Docker image config.
   public static let dockerConfig = "application/vnd.docker.container.image.v1+json"
+  /// Docker uncompressed layer (skopeo writes it when the registry holds an uncompressed copy).
+  public static let dockerLayer = "application/vnd.docker.image.rootfs.diff.tar"
   /// Docker gzip layer.
   public static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
   /// Docker foreign gzip layer.
@@ -46,7 +48,8 @@ public enum LayerCompression: UInt8, Sendable, Codable, CustomStringConvertible 
   /// The compression a layer media type promises; nil for a type that is not a layer.
   public init?(mediaType: String) {
     switch mediaType {
-    case MediaType.ociLayer, "application/vnd.oci.image.layer.nondistributable.v1.tar": self = .none
+    case MediaType.ociLayer, MediaType.dockerLayer, "application/vnd.oci.image.layer.nondistributable.v1.tar":
+      self = .none
     case MediaType.ociLayerGzip, MediaType.ociForeignLayerGzip, MediaType.dockerLayerGzip,
       MediaType.dockerForeignLayerGzip:
       self = .gzip

@@ -39,9 +39,11 @@ public protocol ImageSource: Sendable {
 
 /// Opens a source from its textual form: `oci:DIR[:TAG]` (skopeo's syntax), `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`
 /// or a bare `REPO[:TAG]` (Docker Hub). Registries on loopback, or all with `plainHTTP`, are spoken to over HTTP.
-public func openImageSource(_ text: String, plainHTTP: Bool = false) throws -> any ImageSource {
+/// With `readTimeout`, a registry range read fails after about that many seconds.
+public func openImageSource(_ text: String, plainHTTP: Bool = false, readTimeout: Int? = nil) throws -> any ImageSource
+{
   if text.hasPrefix("oci:") { return try OCILayoutSource(reference: String(text.dropFirst(4))) }
-  return try RegistrySource(reference: try ImageReference(text), plainHTTP: plainHTTP)
+  return try RegistrySource(reference: try ImageReference(text), plainHTTP: plainHTTP, readTimeout: readTimeout)
 }
 
 extension ImageSource {

@@ -48,7 +48,7 @@ extension RegistryClient {
     guard !range.isEmpty else { return [] }
     let request = HTTPRequest(
       url: url("\(repository)/blobs/\(digest)"),
-      headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")], timeout: 120)
+      headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")], timeout: rangeTimeout)
     var bytes: [UInt8] = []
     bytes.reserveCapacity(Int(range.count))
     var position: UInt64 = 0  // blob offset of the next body byte

@@ -19,6 +19,8 @@ public final class RegistryClient: Sendable {
   let credentials: Credentials?
   /// Attempts for a request that fails in a way that may pass.
   public let attempts: Int
+  /// Seconds one attempt at a range read may take.
+  public let rangeTimeout: Int
   private let auth = Mutex<AuthState>(AuthState())
 
   struct AuthState {
@@ -28,8 +30,10 @@ public final class RegistryClient: Sendable {
 
   /// Creates a client for `host`. Plain HTTP is used for loopback registries or when `plainHTTP` is set.
   public init(
-    host: String, plainHTTP: Bool, transport: any HTTPTransport, credentials: Credentials?, attempts: Int = 4
+    host: String, plainHTTP: Bool, transport: any HTTPTransport, credentials: Credentials?, attempts: Int = 4,
+    rangeTimeout: Int = 120
   ) {
+    self.rangeTimeout = rangeTimeout
     self.host = host
     self.scheme = plainHTTP ? "http" : "https"
     self.transport = transport

@@ -15,14 +15,33 @@ public struct RegistrySource: ImageSource {
   public let client: RegistryClient
 
   /// Opens `reference` with credentials from Docker's config, plain HTTP for loopback hosts or when asked.
+  /// With `readTimeout`, a range read gives up after about that many seconds in all (two attempts).
   public init(
-    reference: ImageReference, plainHTTP: Bool = false, transport: any HTTPTransport = CurlTransport(),
+    reference: ImageReference, plainHTTP: Bool = false, readTimeout: Int? = nil,
     credentials: CredentialStore = CredentialStore()
+  ) throws {
+    let transport: CurlTransport
+    if let readTimeout {
+      let attempt = max(readTimeout / 2, 1)
+      transport = CurlTransport(connectTimeout: min(5, attempt), stallTimeout: attempt)
+    } else {
+      transport = CurlTransport()
+    }
+    try self.init(
+      reference: reference, plainHTTP: plainHTTP, transport: transport, credentials: credentials,
+      attempts: readTimeout == nil ? 4 : 2, rangeTimeout: readTimeout.map { max($0 / 2, 1) } ?? 120)
+  }
+
+  /// Opens `reference` over a given transport.
+  public init(
+    reference: ImageReference, plainHTTP: Bool, transport: any HTTPTransport, credentials: CredentialStore,
+    attempts: Int = 4, rangeTimeout: Int = 120
   ) throws {
     self.reference = reference
     self.client = RegistryClient(
       host: reference.apiHost, plainHTTP: plainHTTP || reference.isLoopback, transport: transport,
-      credentials: try credentials.credentials(for: reference.registry))
+      credentials: try credentials.credentials(for: reference.registry), attempts: attempts,
+      rangeTimeout: rangeTimeout)
   }
 
   public var name: String { reference.description }

@@ -180,7 +180,8 @@ public final class SpanStore: Sendable {
   private func fetch(layer: Int, spans: [Int]) throws -> [[UInt8]] {
     let layerIndex = index.layerIndexes[layer]
     guard let first = spans.first, let last = spans.last else { return [] }
-    let whole = layerIndex.compressedRange(ofSpan: first).lowerBound..<layerIndex.compressedRange(ofSpan: last).upperBound
+    let whole =
+      layerIndex.compressedRange(ofSpan: first).lowerBound..<layerIndex.compressedRange(ofSpan: last).upperBound
     return try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
       let compressed = try source.read(layerIndex.digest, range: whole)
       stats.requests.add(1, ordering: .relaxed)

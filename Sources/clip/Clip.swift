@@ -9,7 +9,10 @@ import ArgumentParser
 struct Clip: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Index OCI images and read them lazily, before they are downloaded.",
-    subcommands: [IndexCommand.self, InspectCommand.self, ListCommand.self, CatCommand.self, ExtractCommand.self])
+    subcommands: [
+      IndexCommand.self, InspectCommand.self, ListCommand.self, CatCommand.self, ExtractCommand.self, MountCommand.self,
+      UmountCommand.self, StatsCommand.self,
+    ])
 
   static func main() {
     // A write to a closed pipe (a consumer that stopped reading a blob stream) must be an error, not a kill.

@@ -5,10 +5,12 @@ import ClipTestSupport
 import Testing
 
 @Suite struct LayerScannerTests {
-  func scan(_ blob: [UInt8], _ compression: LayerCompression, spanSize: UInt64 = 64 * 1024) throws -> LayerScan {
+  func scan(_ blob: [UInt8], _ compression: LayerCompression, spanSize: UInt64 = 64 * 1024, chunk: Int = 100_000)
+    throws -> LayerScan
+  {
     var offset = 0
     return try LayerScanner(compression: compression, spanSize: spanSize).scan { buffer in
-      let n = min(buffer.count, blob.count - offset, 100_000)
+      let n = min(buffer.count, blob.count - offset, chunk)
       blob.withUnsafeBytes { source in
         if n > 0, let from = source.baseAddress { buffer.baseAddress?.copyMemory(from: from + offset, byteCount: n) }
       }
@@ -54,6 +56,18 @@ import Testing
       #expect(result.entries.count == 40)
     }
     #expect(bitsSeen == Set(0...7), "checkpoints were tested at bit offsets \(bitsSeen.sorted())")
+  }
+
+  @Test func indexDoesNotDependOnHowTheSourceChunksTheBlob() throws {
+    let tar = layer(files: 30, size: 80_000)
+    let blob = Compress.gzip(tar)
+    let reference = try scan(blob, .gzip)
+    for chunk in [1, 997, 65536, 1 << 22] {
+      let other = try scan(blob, .gzip, chunk: chunk)
+      #expect(other.checkpoints == reference.checkpoints, "chunk \(chunk)")
+      #expect(other.spanDigests == reference.spanDigests)
+      #expect(other.entries == reference.entries)
+    }
   }
 
   @Test func multiMemberGzip() throws {

@@ -48,7 +48,6 @@ by the proxy itself) with one upstream connection per client connection.
 
 import argparse
 import json
-import os
 import queue
 import socket
 import sys

@@ -34,7 +34,8 @@
 #   registry_push LAYOUT_DIR:TAG REGISTRY/REPO:TAG [--creds USER:PASS]
 #                 [--format oci|v2s2] [--all]
 #       skopeo copy oci:LAYOUT_DIR:TAG docker://REGISTRY/REPO:TAG over plain
-#       HTTP; --format oci (default) keeps the OCI manifest byte for byte,
+#       HTTP; --format oci (default, with --preserve-digests: otherwise
+#       skopeo gzips uncompressed layers) keeps the OCI manifest byte for byte,
 #       --format v2s2 converts to Docker schema 2 (no zstd layers);
 #       --all copies every manifest of a multi-platform index.
 #   registry_push_v2s2 SRC DEST [...]   = registry_push --format v2s2
@@ -68,11 +69,11 @@ _reg_var() { echo "$1" | tr '[:lower:]' '[:upper:]' | tr -c 'A-Z0-9\n' '_'; }
 
 # _reg_kill PID: TERM, wait up to 5 s, then KILL
 _reg_kill() {
-    local pid=$1 i
+    local pid=$1
     [ -n "$pid" ] || return 0
     kill -0 "$pid" 2>/dev/null || return 0
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -81,8 +82,8 @@ _reg_kill() {
 
 # _reg_wait_line FILE REGEX SECONDS PID -> prints the first matching line
 _reg_wait_line() {
-    local f=$1 re=$2 secs=$3 pid=$4 i line
-    for i in $(seq $((secs * 10))); do
+    local f=$1 re=$2 secs=$3 pid=$4 line
+    for _ in $(seq $((secs * 10))); do
         line=$(grep -m1 -E "$re" "$f" 2>/dev/null || true)
         if [ -n "$line" ]; then echo "$line"; return 0; fi
         kill -0 "$pid" 2>/dev/null || return 1
@@ -120,7 +121,7 @@ registry_start() {
         esac
     done
     case $auth in none|basic|token) ;; *) echo "registry_start: bad --auth $auth" >&2; return 2 ;; esac
-    local dir=$REGISTRY_WORK/$name var pid tpid line port realm="" code i
+    local dir=$REGISTRY_WORK/$name var pid tpid line port realm="" code
     var=REGISTRY_$(_reg_var "$name")
     if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
         echo "registry_start: $name is already running" >&2
@@ -207,7 +208,7 @@ EOF
     }
     port=$(echo "$line" | sed -E 's/.*msg="listening on [^"]*:([0-9]+)".*/\1/')
     case $addr in *:0) addr=${addr%:0}:$port ;; esac
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$addr/v2/" || true)
         case $code in 200|401) break ;; esac
         sleep 0.1
@@ -307,7 +308,11 @@ registry_push() {
         *) echo "registry_push: unknown option $1" >&2; return 2 ;;
         esac
     done
-    skopeo copy -q --dest-tls-verify=false --format "$fmt" "${all[@]}" "${creds[@]}" \
+    # skopeo gzips uncompressed layers on the way to a registry unless told
+    # to keep the digests (impossible when converting to v2s2)
+    local keep=()
+    [ "$fmt" = oci ] && keep=(--preserve-digests)
+    skopeo copy -q --dest-tls-verify=false --format "$fmt" "${keep[@]}" "${all[@]}" "${creds[@]}" \
         "oci:$src" "docker://$dest"
 }
 registry_push_v2s2() { local s=$1 d=$2; shift 2; registry_push "$s" "$d" --format v2s2 "$@"; }
@@ -325,7 +330,7 @@ ensure_multi_image() {
     ensure_image busybox || return $?
     layer=$(jq -r '.layers[0].digest' "$IMG/busybox/blobs/sha256/$(jq -r '.manifests[0].digest' \
         "$IMG/busybox/index.json" | cut -d: -f2)")
-    stamp=$(cat "$IMAGES_SRC/mkimage.py" | sha256sum | cut -d' ' -f1)-$layer
+    stamp=$(sha256sum <"$IMAGES_SRC/mkimage.py" | cut -d' ' -f1)-$layer
     if [ -f "$out/index.json" ] && [ "$(cat "$IMG/.multi.stamp" 2>/dev/null)" = "$stamp" ]; then
         return 0
     fi

@@ -38,7 +38,6 @@ import base64
 import hashlib
 import http.server
 import json
-import os
 import socketserver
 import subprocess
 import sys

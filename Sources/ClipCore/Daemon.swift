@@ -1,0 +1,56 @@
+import CClipShims
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Starting a long-lived process that is fully detached from its caller (OCI runtimes wait for a hook's stdout and
+/// stderr to close, so a daemon must hold neither): a new session, stdin and stdout on /dev/null, stderr to a log
+/// file, no inherited descriptor but a readiness pipe.
+public enum Daemon {
+  /// The descriptor number the child finds its readiness pipe at.
+  public static let readyDescriptor: Int32 = 3
+
+  /// Runs this executable again with `arguments` (which should tell it to report on `readyDescriptor`), detached,
+  /// and waits until it reports: returns on "ready", throws its message otherwise.
+  public static func spawn(arguments: [String], log: String) throws {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { throw ClipError.system("pipe") }
+    let (readEnd, writeEnd) = (fds[0], fds[1])
+    defer { close(readEnd) }
+    var executable = [CChar](repeating: 0, count: 4096)
+    let length = readlink("/proc/self/exe", &executable, executable.count - 1)
+    guard length > 0 else {
+      close(writeEnd)
+      throw ClipError.system("readlink", "/proc/self/exe")
+    }
+    let path = String(decoding: executable[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+
+    var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let result = clip_spawn_detached(path, &argv, environ, log, writeEnd, &pid)
+    close(writeEnd)
+    guard result == 0 else { throw ClipError.system("spawn", path, errno: result) }
+
+    var answer: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+      let n = read(readEnd, &buffer, buffer.count)
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else { break }
+      answer += buffer[0..<n]
+    }
+    let message = String(decoding: answer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard message == "ready" else {
+      throw ClipError(.system, message.isEmpty ? "the daemon exited before it was ready (see \(log))" : message)
+    }
+  }
+
+  /// In the daemon: tells the waiting parent the outcome ("ready" or an error message) and closes the pipe.
+  public static func report(_ message: String, on fd: Int32 = readyDescriptor) {
+    _ = Array((message + "\n").utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+  }
+}

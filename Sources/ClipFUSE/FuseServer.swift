@@ -1,0 +1,404 @@
+import CFuse3
+import ClipArchive
+import ClipCore
+import ClipIndex
+import ClipStore
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The read-only FUSE filesystem (libfuse3, low-level API) that serves an image's merged tree.
+///
+/// Metadata comes straight from the immutable tree; file data from the span store, which blocks the FUSE thread
+/// while it fetches (libfuse's own threads, never Swift concurrency). The image never changes, so the kernel is told
+/// to cache everything: long entry and attribute timeouts, `keep_cache`, cached symlinks and directory listings.
+/// Inode numbers are the tree's inode indexes plus one, so hard links share one.
+///
+/// ## Concurrency model
+/// libfuse calls the operations from several threads at once. Everything they read is immutable or thread-safe
+/// (the tree, the span store); the logger serializes itself.
+public final class FuseServer: @unchecked Sendable {
+  /// The tree served.
+  public let tree: MergedTree
+  /// Where file data comes from.
+  public let store: SpanStore
+  /// Where the filesystem is mounted.
+  public let mountpoint: String
+  /// Where problems are reported (a read that fails names layer and span).
+  public let log: @Sendable (String) -> Void
+  private var session: OpaquePointer?
+  private let timeout: Double = 86_400
+
+  /// Creates a server for `tree`, reading file data from `store`.
+  public init(tree: MergedTree, store: SpanStore, mountpoint: String, log: @escaping @Sendable (String) -> Void) {
+    self.tree = tree
+    self.store = store
+    self.mountpoint = mountpoint
+    self.log = log
+    canonicalMountpoint =
+      realpath(mountpoint, nil).map { path in
+        defer { free(path) }
+        return String(cString: path)
+      } ?? mountpoint
+  }
+
+  /// The mountpoint with symlinks resolved, taken before mounting (afterwards, looking at the path would wait for
+  /// this very server).
+  private let canonicalMountpoint: String
+
+  /// Mounts the filesystem (read-only, `allow_other`, `default_permissions`).
+  public func mount(extraOptions: [String] = []) throws {
+    let options = (["ro", "allow_other", "default_permissions", "fsname=clip", "subtype=clip"] + extraOptions)
+      .joined(separator: ",")
+    var ops = fuse_lowlevel_ops()
+    ops.`init` = fuseInit
+    ops.lookup = fuseLookup
+    ops.getattr = fuseGetattr
+    ops.readlink = fuseReadlink
+    ops.open = fuseOpen
+    ops.read = fuseRead
+    ops.opendir = fuseOpendir
+    ops.readdir = fuseReaddir
+    ops.readdirplus = fuseReaddirplus
+    ops.getxattr = fuseGetxattr
+    ops.listxattr = fuseListxattr
+    ops.statfs = fuseStatfs
+    let arguments = ["clip", "-o", options]
+    var cArguments = arguments.map { strdup($0) }
+    defer { cArguments.forEach { free($0) } }
+    let userdata = Unmanaged.passUnretained(self).toOpaque()
+    guard let session = clip_fuse_session_new(Int32(cArguments.count), &cArguments, &ops, userdata) else {
+      throw ClipError(.system, "cannot start a FUSE session (options: \(options))")
+    }
+    guard fuse_session_mount(session, mountpoint) == 0 else {
+      fuse_session_destroy(session)
+      throw ClipError(.system, "cannot mount FUSE on \(mountpoint) (is /dev/fuse there, and are we root?)")
+    }
+    self.session = session
+    raiseReadahead()
+  }
+
+  /// Serves requests until the filesystem is unmounted or SIGINT/SIGTERM arrives; then unmounts.
+  public func run(threads: UInt32 = 16) -> Int32 {
+    guard let session else { return -1 }
+    // libfuse installs its handlers only over the default disposition (a shell may start us with SIGINT ignored).
+    signal(SIGINT, SIG_DFL)
+    signal(SIGTERM, SIG_DFL)
+    signal(SIGHUP, SIG_DFL)
+    fuse_set_signal_handlers(session)
+    let result = clip_fuse_loop_mt(session, threads)
+    fuse_remove_signal_handlers(session)
+    fuse_session_unmount(session)
+    fuse_session_destroy(session)
+    self.session = nil
+    return result
+  }
+
+  /// Lets the kernel ask for up to 1 MiB per read (it follows the device's readahead). The device number comes from
+  /// /proc/self/mountinfo: a stat of the mountpoint would wait for this very server, which is not serving yet.
+  private func raiseReadahead() {
+    guard let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
+    let canonical = canonicalMountpoint
+    for line in mounts.split(separator: "\n").reversed() {
+      let fields = line.split(separator: " ")
+      guard fields.count > 4, fields[4] == canonical, line.contains("fuse.clip") else { continue }
+      try? "1024".write(toFile: "/sys/class/bdi/\(fields[2])/read_ahead_kb", atomically: false, encoding: .utf8)
+      return
+    }
+  }
+
+  // MARK: - Attributes
+
+  static func fuseIno(_ inode: Int32) -> fuse_ino_t { fuse_ino_t(inode) + 1 }
+
+  func inode(_ ino: fuse_ino_t) -> Int32? {
+    guard ino >= 1, ino <= fuse_ino_t(tree.inodes.count) else { return nil }
+    return Int32(ino - 1)
+  }
+
+  func attributes(_ number: Int32) -> stat {
+    let inode = tree.inodes[Int(number)]
+    var st = stat()
+    st.st_ino = UInt(Self.fuseIno(number))
+    let type: UInt32
+    switch inode.kind {
+    case .regular, .hardlink: type = 0o100000  // S_IFREG (the constants are ambiguous between Glibc and Foundation)
+    case .directory: type = 0o040000  // S_IFDIR
+    case .symlink: type = 0o120000  // S_IFLNK
+    case .characterDevice: type = 0o020000  // S_IFCHR
+    case .blockDevice: type = 0o060000  // S_IFBLK
+    case .fifo: type = 0o010000  // S_IFIFO
+    }
+    st.st_mode = type | inode.mode
+    st.st_nlink = UInt(inode.linkCount)
+    st.st_uid = inode.uid
+    st.st_gid = inode.gid
+    st.st_size = Int(inode.size)
+    st.st_blksize = 4096
+    st.st_blocks = Int((inode.size + 511) / 512)
+    let time = timespec(tv_sec: Int(inode.mtime), tv_nsec: Int(inode.mtimeNanoseconds))
+    st.st_mtim = time
+    st.st_atim = time
+    st.st_ctim = time
+    if inode.kind == .characterDevice || inode.kind == .blockDevice, let entry = tree.entry(of: number) {
+      st.st_rdev = clip_fuse_makedev(entry.deviceMajor, entry.deviceMinor)
+    }
+    return st
+  }
+
+  func entryParam(_ number: Int32) -> fuse_entry_param {
+    var entry = fuse_entry_param()
+    entry.ino = Self.fuseIno(number)
+    entry.generation = 1
+    entry.attr = attributes(number)
+    entry.attr_timeout = timeout
+    entry.entry_timeout = timeout
+    return entry
+  }
+
+  /// The directory node of a directory inode.
+  func directoryNode(_ number: Int32) -> Int32? {
+    guard tree.inodes[Int(number)].kind == .directory else { return nil }
+    return tree.primaryNode[Int(number)]
+  }
+
+  // MARK: - Operations
+
+  func lookup(_ req: fuse_req_t, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>) {
+    guard let parentInode = inode(parent), let directory = directoryNode(parentInode) else {
+      fuse_reply_err(req, ENOTDIR)
+      return
+    }
+    let bytes = UnsafeRawBufferPointer(start: name, count: strlen(name))
+    guard let child = tree.child(of: directory, named: Array(bytes)) else {
+      // A negative entry the kernel may cache as long as the positive ones: the image never changes.
+      var negative = fuse_entry_param()
+      negative.entry_timeout = timeout
+      fuse_reply_entry(req, &negative)
+      return
+    }
+    var entry = entryParam(tree.nodes[Int(child)].inode)
+    fuse_reply_entry(req, &entry)
+  }
+
+  func getattr(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+    guard let number = inode(ino) else { return reply(req, ENOENT) }
+    var st = attributes(number)
+    fuse_reply_attr(req, &st, timeout)
+  }
+
+  func readlink(_ req: fuse_req_t, _ ino: fuse_ino_t) {
+    guard let number = inode(ino), tree.inodes[Int(number)].kind == .symlink, let entry = tree.entry(of: number) else {
+      return reply(req, EINVAL)
+    }
+    (entry.linkTarget + [0]).withUnsafeBufferPointer { buffer in
+      buffer.withMemoryRebound(to: CChar.self) { _ = fuse_reply_readlink(req, $0.baseAddress) }
+    }
+  }
+
+  func open(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    guard let number = inode(ino) else { return reply(req, ENOENT) }
+    guard tree.inodes[Int(number)].kind != .directory else { return reply(req, EISDIR) }
+    guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { return reply(req, EROFS) }
+    fi.pointee.keep_cache = 1
+    fuse_reply_open(req, fi)
+  }
+
+  func read(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t) {
+    guard let number = inode(ino), let entry = tree.entry(of: number), entry.kind == .regular else {
+      return reply(req, EINVAL)
+    }
+    let layer = Int(tree.inodes[Int(number)].layer)
+    guard offset >= 0, UInt64(offset) < entry.size else {
+      fuse_reply_buf(req, nil, 0)
+      return
+    }
+    let count = Int(min(UInt64(size), entry.size - UInt64(offset)))
+    do {
+      let pieces = try store.read(layer: layer, offset: entry.dataOffset + UInt64(offset), count: count)
+      if pieces.count == 1, case .file(let file, let at, let length) = pieces[0] {
+        _ = clip_fuse_reply_fd(req, file.fd, off_t(at), length)
+        return
+      }
+      let bytes = try SpanStore.gather(pieces)
+      bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+    } catch {
+      log("read of /\(String(decoding: tree.path(of: tree.primaryNode[Int(number)]), as: UTF8.self)) failed: \(error)")
+      reply(req, EIO)
+    }
+  }
+
+  func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    guard let number = inode(ino), directoryNode(number) != nil else { return reply(req, ENOTDIR) }
+    fi.pointee.keep_cache = 1
+    fi.pointee.cache_readdir = 1
+    fuse_reply_open(req, fi)
+  }
+
+  func readdir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t, plus: Bool) {
+    guard let number = inode(ino), let directory = directoryNode(number) else { return reply(req, ENOTDIR) }
+    let children = tree.children(of: directory)
+    var buffer = [CChar](repeating: 0, count: size)
+    var used = 0
+    var position = Int(offset)
+    let parentInode = tree.nodes[Int(tree.nodes[Int(directory)].parent)].inode
+    buffer.withUnsafeMutableBufferPointer { out in
+      guard let base = out.baseAddress else { return }
+      while position < children.count + 2 {
+        let (name, target): ([UInt8], Int32) =
+          position == 0
+          ? (Array(".".utf8), number)
+          : position == 1
+            ? (Array("..".utf8), parentInode)
+            : (
+              Array(tree.nodes[Int(children[children.startIndex + position - 2])].name),
+              tree.nodes[Int(children[children.startIndex + position - 2])].inode
+            )
+        let needed = (name + [0]).withUnsafeBufferPointer { cName in
+          cName.withMemoryRebound(to: CChar.self) { cName -> Int in
+            if plus {
+              var entry = entryParam(target)
+              if position < 2 { entry.ino = 0 }  // "." and ".." take no lookup count
+              entry.attr = attributes(target)
+              return fuse_add_direntry_plus(
+                req, base + used, size - used, cName.baseAddress, &entry, off_t(position + 1))
+            }
+            var st = attributes(target)
+            return fuse_add_direntry(req, base + used, size - used, cName.baseAddress, &st, off_t(position + 1))
+          }
+        }
+        if needed > size - used { break }  // nothing was written: the rest goes in the next call
+        used += needed
+        position += 1
+      }
+    }
+    fuse_reply_buf(req, buffer, used)
+  }
+
+  func xattrs(_ number: Int32) -> [ExtendedAttribute] { tree.entry(of: number)?.xattrs ?? [] }
+
+  func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
+    guard let number = inode(ino) else { return reply(req, ENOENT) }
+    let wanted = String(cString: name)
+    guard let xattr = xattrs(number).first(where: { $0.name == wanted }) else { return reply(req, ENODATA) }
+    replySized(req, xattr.value, size)
+  }
+
+  func listxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int) {
+    guard let number = inode(ino) else { return reply(req, ENOENT) }
+    replySized(req, xattrs(number).flatMap { Array($0.name.utf8) + [0] }, size)
+  }
+
+  /// The xattr protocol: size 0 asks for the length; a buffer too small is ERANGE.
+  private func replySized(_ req: fuse_req_t, _ value: [UInt8], _ size: Int) {
+    if size == 0 {
+      fuse_reply_xattr(req, value.count)
+    } else if size < value.count {
+      reply(req, ERANGE)
+    } else {
+      value.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+    }
+  }
+
+  func statfs(_ req: fuse_req_t) {
+    var st = statvfs()
+    let bytes = tree.inodes.reduce(UInt64(0)) { $0 + ($1.kind == .regular ? $1.size : 0) }
+    st.f_bsize = 4096
+    st.f_frsize = 4096
+    st.f_blocks = UInt((bytes + 4095) / 4096)
+    st.f_files = UInt(tree.inodes.count)
+    st.f_namemax = 255
+    fuse_reply_statfs(req, &st)
+  }
+
+  func reply(_ req: fuse_req_t, _ error: Int32) { fuse_reply_err(req, error) }
+
+  func initialize(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
+    let wanted =
+      UInt32(FUSE_CAP_CACHE_SYMLINKS) | UInt32(FUSE_CAP_SPLICE_WRITE) | UInt32(FUSE_CAP_SPLICE_MOVE)
+      | UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_PARALLEL_DIROPS) | UInt32(FUSE_CAP_ASYNC_READ)
+    conn.pointee.want |= wanted & conn.pointee.capable
+    conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)  // always readdirplus: one call for a whole `ls -l`
+    conn.pointee.max_readahead = 1 << 20
+  }
+}
+
+// MARK: - C callbacks (no captures: the server comes from the session's userdata)
+
+private func server(_ req: fuse_req_t?) -> FuseServer? {
+  guard let req, let userdata = fuse_req_userdata(req) else { return nil }
+  return Unmanaged<FuseServer>.fromOpaque(userdata).takeUnretainedValue()
+}
+
+private let fuseInit: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<fuse_conn_info>?) -> Void = {
+  userdata, conn in
+  guard let userdata, let conn else { return }
+  Unmanaged<FuseServer>.fromOpaque(userdata).takeUnretainedValue().initialize(conn)
+}
+
+private let fuseLookup: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafePointer<CChar>?) -> Void = { req, parent, name in
+  guard let req, let name, let server = server(req) else { return }
+  server.lookup(req, parent, name)
+}
+
+private let fuseGetattr: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+  req, ino, _ in
+  guard let req, let server = server(req) else { return }
+  server.getattr(req, ino)
+}
+
+private let fuseReadlink: @convention(c) (fuse_req_t?, fuse_ino_t) -> Void = { req, ino in
+  guard let req, let server = server(req) else { return }
+  server.readlink(req, ino)
+}
+
+private let fuseOpen: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+  req, ino, fi in
+  guard let req, let fi, let server = server(req) else { return }
+  server.open(req, ino, fi)
+}
+
+private let fuseRead:
+  @convention(c) (fuse_req_t?, fuse_ino_t, Int, off_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+    req, ino, size, offset, _ in
+    guard let req, let server = server(req) else { return }
+    server.read(req, ino, size, offset)
+  }
+
+private let fuseOpendir: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+  req, ino, fi in
+  guard let req, let fi, let server = server(req) else { return }
+  server.opendir(req, ino, fi)
+}
+
+private let fuseReaddir:
+  @convention(c) (fuse_req_t?, fuse_ino_t, Int, off_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+    req, ino, size, offset, _ in
+    guard let req, let server = server(req) else { return }
+    server.readdir(req, ino, size, offset, plus: false)
+  }
+
+private let fuseReaddirplus:
+  @convention(c) (fuse_req_t?, fuse_ino_t, Int, off_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+    req, ino, size, offset, _ in
+    guard let req, let server = server(req) else { return }
+    server.readdir(req, ino, size, offset, plus: true)
+  }
+
+private let fuseGetxattr: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafePointer<CChar>?, Int) -> Void = {
+  req, ino, name, size in
+  guard let req, let name, let server = server(req) else { return }
+  server.getxattr(req, ino, name, size)
+}
+
+private let fuseListxattr: @convention(c) (fuse_req_t?, fuse_ino_t, Int) -> Void = { req, ino, size in
+  guard let req, let server = server(req) else { return }
+  server.listxattr(req, ino, size)
+}
+
+private let fuseStatfs: @convention(c) (fuse_req_t?, fuse_ino_t) -> Void = { req, _ in
+  guard let req, let server = server(req) else { return }
+  server.statfs(req)
+}

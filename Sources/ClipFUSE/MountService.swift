@@ -1,0 +1,111 @@
+import ClipCore
+import ClipIndex
+import ClipRegistry
+import ClipStore
+import Foundation
+
+/// What to fetch ahead of reads.
+public enum PrefetchPolicy: Sendable, Equatable {
+  /// Nothing: only what is read.
+  case none
+  /// The whole image, in the background, at most `bytesPerSecond`, yielding to reads.
+  case all(bytesPerSecond: UInt64)
+  /// The spans a profile lists, in parallel, right after mounting.
+  case profile(String)
+}
+
+/// One lazily mounted image: the FUSE server over a span store with the shared disk cache, its statistics endpoint,
+/// prefetching, and profile recording. `clip mount` is its command line.
+public final class MountService: @unchecked Sendable {
+  /// Where per-mount sockets and logs live.
+  public static let runtimeDirectory = "/run/clip/mounts"
+
+  /// The socket `clip stats` asks for a mount's numbers (resolving the path touches the mountpoint).
+  public static func statsSocket(for mountpoint: String) -> String {
+    let canonical = URL(fileURLWithPath: mountpoint).standardizedFileURL.resolvingSymlinksInPath().path
+    return "\(runtimeDirectory)/\(Digest.of(Array(canonical.utf8)).hex.prefix(16)).sock"
+  }
+
+  /// The image.
+  public let reader: ImageReader
+  /// The filesystem.
+  public let server: FuseServer
+  private let prefetch: PrefetchPolicy
+  private let record: String?
+  private let log: @Sendable (String) -> Void
+  private var endpoint: StatsEndpoint?
+  private let socketPath: String
+
+  /// Prepares a mount of `index` (blobs from `source`) at `mountpoint`, caching spans in `cache` (nil: memory only).
+  public init(
+    index: ImageIndex, source: any ImageSource, mountpoint: String, cache: DiskCache?, prefetch: PrefetchPolicy,
+    record: String?, log: @escaping @Sendable (String) -> Void
+  ) throws {
+    reader = try ImageReader(index: index, source: source, disk: cache, memorySpans: 8)
+    server = FuseServer(tree: reader.tree, store: reader.store, mountpoint: mountpoint, log: log)
+    self.prefetch = prefetch
+    self.record = record
+    self.log = log
+    // Resolved now: once mounted, looking at the mountpoint would wait for this very server.
+    socketPath = Self.statsSocket(for: mountpoint)
+  }
+
+  /// Mounts and starts answering `clip stats`.
+  public func start() throws {
+    try server.mount()
+    do {
+      try FileManager.default.createDirectory(atPath: Self.runtimeDirectory, withIntermediateDirectories: true)
+      endpoint = try StatsEndpoint(path: socketPath, stats: reader.store.stats)
+    } catch {
+      log("statistics endpoint unavailable: \(error)")
+    }
+  }
+
+  /// Serves until unmounted or signalled, prefetching meanwhile; then writes the profile if asked. Returns libfuse's
+  /// loop result.
+  public func serve(threads: UInt32 = 16) -> Int32 {
+    startPrefetch()
+    let result = server.run(threads: threads)
+    endpoint?.close()
+    if let record {
+      let profile = PrefetchProfile(spans: reader.store.touchedSpans)
+      do {
+        try File.writeAtomically(record, Array(profile.text.utf8))
+      } catch {
+        log("cannot write the profile \(record): \(error)")
+      }
+    }
+    return result
+  }
+
+  private func startPrefetch() {
+    let store = reader.store
+    let log = self.log
+    let work: (@Sendable () -> Void)?
+    switch prefetch {
+    case .none:
+      work = nil
+    case .all(let rate):
+      work = {
+        store.prefetch(store.allSpans, concurrency: 2, bytesPerSecond: rate, yieldToReads: true)
+        log("prefetch of the whole image done")
+      }
+    case .profile(let path):
+      work = {
+        do {
+          let profile = try PrefetchProfile(parsing: String(decoding: try File.readAll(path), as: UTF8.self))
+          let spans = store.positions(of: profile.spans)
+          store.prefetch(spans, concurrency: 4, bytesPerSecond: 0, yieldToReads: false)
+          log("prefetched \(spans.count) spans from the profile \(path)")
+        } catch {
+          log("cannot use the prefetch profile \(path): \(error)")
+        }
+      }
+    }
+    if let work {
+      let thread = Thread { work() }
+      thread.name = "clip-prefetch"
+      thread.start()
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import ClipCore
+import ClipFUSE
+import ClipIndex
+import ClipRegistry
+import ClipStore
+import Foundation
+
+/// `clip mount IMAGE.clip|SOURCE MOUNTPOINT`
+struct MountCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "mount", abstract: "Mount an image lazily through FUSE: only the spans that are read are fetched.")
+
+  @Argument(help: "An index file, or an image source (indexed first, or its published index used).")
+  var image: String
+
+  @Argument(help: "An existing directory to mount on.")
+  var mountpoint: String
+
+  @Option(help: "The span cache shared by all mounts.")
+  var cache = "/var/lib/clip/cache"
+
+  @Option(help: "The most bytes the span cache keeps (least recently used spans are evicted).")
+  var cacheSize = "10G"
+
+  @Option(help: "Fetch ahead: none, all (the whole image in the background), or a profile file from --record.")
+  var prefetch = "none"
+
+  @Option(help: "Bytes per second for --prefetch all.")
+  var prefetchRate = "200M"
+
+  @Option(help: "Write the spans this mount's reads touched to FILE on unmount (a prefetch profile).")
+  var record: String?
+
+  @Option(help: "Read blobs from this source instead of the one the index recorded.")
+  var source: String?
+
+  @Option(help: "Seconds after which a read the registry does not answer fails with EIO.")
+  var timeout = 20
+
+  @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
+  var plainHTTP = false
+
+  @Flag(help: "Stay in the foreground (default: detach once mounted).")
+  var foreground = false
+
+  @Option(help: .hidden)
+  var readyFd: Int32?
+
+  func run() throws {
+    try reportingErrors {
+      guard !foreground else { return try serve() }
+      try FileManager.default.createDirectory(atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
+      let log = MountService.statsSocket(for: mountpoint).replacingOccurrences(of: ".sock", with: ".log")
+      let arguments =
+        Array(CommandLine.arguments.dropFirst()) + ["--foreground", "--ready-fd", "\(Daemon.readyDescriptor)"]
+      try Daemon.spawn(arguments: arguments, log: log)
+    }
+  }
+
+  private func serve() throws {
+    let log: @Sendable (String) -> Void = { message in
+      let stamp = ISO8601DateFormatter().string(from: Date())
+      FileHandle.standardError.write(Data("\(stamp) clip mount: \(message)\n".utf8))
+    }
+    let service: MountService
+    do {
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ClipError(.notFound, "mountpoint \(mountpoint) is not a directory")
+      }
+      let index: ImageIndex
+      if FileManager.default.fileExists(atPath: image) {
+        index = try loadIndex(image)
+      } else {
+        var indexer = ImageIndexer()
+        indexer.note = { log($0) }
+        index = try indexer.index(try openImageSource(image, plainHTTP: plainHTTP))
+      }
+      let blobs = try openImageSource(source ?? index.source, plainHTTP: plainHTTP, readTimeout: timeout)
+      let disk = try DiskCache(root: cache, limit: try parseSize(cacheSize), warn: log)
+      let policy: PrefetchPolicy =
+        switch prefetch {
+        case "none": .none
+        case "all": .all(bytesPerSecond: try parseSize(prefetchRate))
+        default: .profile(prefetch)
+        }
+      service = try MountService(
+        index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record, log: log)
+      try service.start()
+    } catch {
+      if let readyFd { Daemon.report("\(error)", on: readyFd) }
+      throw error
+    }
+    log("mounted \(index(service)) on \(mountpoint)")
+    if let readyFd { Daemon.report("ready", on: readyFd) }
+    let result = service.serve()
+    log("unmounted \(mountpoint)")
+    if result < 0 { throw ExitCode(1) }
+  }
+
+  private func index(_ service: MountService) -> String { service.reader.index.source }
+}
+
+/// `clip umount MOUNTPOINT`
+struct UmountCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "umount", abstract: "Unmount a clip mount (its daemon then exits).")
+
+  @Argument(help: "The mountpoint.")
+  var mountpoint: String
+
+  @Flag(help: "Detach now even if busy (the kernel finishes when the last user goes).")
+  var lazy = false
+
+  func run() throws {
+    try reportingErrors {
+      guard umount2(mountpoint, lazy ? Int32(MNT_DETACH) : 0) == 0 else {
+        let error = ClipError.system("umount", mountpoint)
+        if error.osErrno == EBUSY { throw error.adding("busy: retry with --lazy") }
+        throw error
+      }
+      // Wait (briefly) for the daemon to notice and go.
+      let socket = MountService.statsSocket(for: mountpoint)
+      for _ in 0..<50 where FileManager.default.fileExists(atPath: socket) { usleep(100_000) }
+    }
+  }
+}
+
+/// `clip stats MOUNTPOINT`
+struct StatsCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "stats", abstract: "Show what a mount fetched, cache hits and misses, and read latency.")
+
+  @Argument(help: "The mountpoint.")
+  var mountpoint: String
+
+  @Flag(help: "Prometheus text format.")
+  var prometheus = false
+
+  @Flag(help: "JSON.")
+  var json = false
+
+  func run() throws {
+    try reportingErrors {
+      let socket = MountService.statsSocket(for: mountpoint)
+      let answer = try StatsEndpoint.query(socket, format: prometheus ? "prometheus" : "json")
+      if prometheus || json { return try writeOut(Array(answer.utf8)) }
+      guard let snapshot = try? JSONDecoder().decode(StatsSnapshot.self, from: Data(answer.utf8)) else {
+        throw ClipError(.corrupt, "malformed answer from \(socket)")
+      }
+      let text = """
+        fetched:   \(snapshot.bytesFetched) bytes in \(snapshot.spansFetched) spans, \(snapshot.requests) requests
+        cache:     \(snapshot.cacheHits) hits, \(snapshot.cacheMisses) misses; \(snapshot.spansPrefetched) spans prefetched
+        reads:     \(snapshot.reads), latency p50 \(snapshot.readLatencyP50Ms) ms, p90 \(snapshot.readLatencyP90Ms) ms, p99 \(snapshot.readLatencyP99Ms) ms
+        failures:  \(snapshot.failures)
+
+        """
+      try writeOut(Array(text.utf8))
+    }
+  }
+}
