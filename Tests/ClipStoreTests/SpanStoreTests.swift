@@ -1,0 +1,117 @@
+import ClipArchive
+import ClipCore
+import ClipIndex
+import ClipOCI
+import ClipRegistry
+import ClipTestSupport
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+@testable import ClipStore
+
+/// Counts range reads on the way to another source.
+final class CountingSource: ImageSource, @unchecked Sendable {
+  let inner: any ImageSource
+  let lock = NSLock()
+  var reads: [Range<UInt64>] = []
+  var failing = false
+
+  init(_ inner: any ImageSource) { self.inner = inner }
+  var name: String { inner.name }
+  func resolve(platform: Platform) throws -> ResolvedImage { try inner.resolve(platform: platform) }
+  func withBlobStream<T>(
+    _ digest: Digest, _ body: (@escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> T
+  ) throws -> T { try inner.withBlobStream(digest, body) }
+  func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
+    lock.lock()
+    reads.append(range)
+    let fail = failing
+    lock.unlock()
+    if fail { throw ClipError(.unavailable, "registry down") }
+    usleep(20_000)  // slow enough for readers to pile up on one span
+    return try inner.read(digest, range: range)
+  }
+}
+
+@Suite struct SpanStoreTests {
+  let directory = FileManager.default.temporaryDirectory.path + "/clip-span-test-\(UUID().uuidString)"
+  let content = testData(count: 3_000_000, seed: 11)
+
+  func image() throws -> (ImageIndex, any ImageSource) {
+    var tar = TarBuilder()
+    tar.add("big", data: content)
+    let bytes = tar.finish()
+    try OCILayoutWriter(directory: directory).image(layers: [(MediaType.ociLayerGzip, Compress.gzip(bytes), bytes)])
+    var indexer = ImageIndexer()
+    indexer.spanSize = 256 * 1024
+    let source = try openImageSource("oci:\(directory):latest")
+    return (try indexer.index(source), source)
+  }
+
+  @Test func concurrentReadersCauseOneFetchPerSpan() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let source = CountingSource(inner)
+    let disk = try DiskCache(root: directory + "/cache", limit: 1 << 30)
+    let store = SpanStore(index: index, source: source, disk: disk)
+    let entry = try #require(index.layerIndexes[0].entries.first { $0.kind == .regular })
+    let wrong = Mutex(0)
+    DispatchQueue.concurrentPerform(iterations: 16) { reader in
+      let offset = UInt64(reader * 37_000)
+      let bytes = (try? SpanStore.gather(try store.read(layer: 0, offset: entry.dataOffset + offset, count: 900_000)))
+      if bytes != Array(content[Int(offset)..<Int(offset) + 900_000]) {
+        wrong.withLock { $0 += 1 }
+      }
+    }
+    #expect(wrong.withLock { $0 } == 0)
+    // Every span was fetched once: the compressed ranges read never overlap (but for the byte a boundary shares).
+    let reads = source.reads.sorted { $0.lowerBound < $1.lowerBound }
+    for (a, b) in zip(reads, reads.dropFirst()) { #expect(b.lowerBound + 1 >= a.upperBound) }
+    let snapshot = store.stats.snapshot()
+    #expect(snapshot.requests == UInt64(reads.count))
+    #expect(snapshot.spansFetched <= UInt64(index.layerIndexes[0].spanCount))
+  }
+
+  @Test func cacheSurvivesRestartAndEvictsOldest() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let root = directory + "/cache"
+    let spanBytes = UInt64(index.layerIndexes[0].uncompressedRange(ofSpan: 1).count)
+    do {
+      let store = SpanStore(index: index, source: inner, disk: try DiskCache(root: root, limit: 1 << 30))
+      for span in 0..<4 {
+        _ = try store.read(layer: 0, offset: store.key(layer: 0, span: span).range.lowerBound, count: 1)
+      }
+    }
+    let source = CountingSource(inner)
+    let reopened = try DiskCache(root: root, limit: spanBytes * 3)
+    #expect(reopened.size == spanBytes * 4 || reopened.size > spanBytes * 3)
+    let store = SpanStore(index: index, source: source, disk: reopened)
+    _ = try store.read(layer: 0, offset: store.key(layer: 0, span: 2).range.lowerBound, count: 10)
+    #expect(source.reads.isEmpty)  // served from the cache found on disk
+    _ = try store.read(layer: 0, offset: store.key(layer: 0, span: 5).range.lowerBound, count: 10)
+    #expect(reopened.size <= spanBytes * 3 + 1)  // evicted down to the limit
+    #expect(reopened.open(store.key(layer: 0, span: 5)) != nil)
+  }
+
+  @Test func failuresAreNotCachedAndReadsRecover() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let source = CountingSource(inner)
+    let store = SpanStore(index: index, source: source, disk: try DiskCache(root: directory + "/cache", limit: 1 << 30))
+    source.failing = true
+    #expect(throws: ClipError.self) { try store.read(layer: 0, offset: 100, count: 10) }
+    source.failing = false
+    #expect(try SpanStore.gather(try store.read(layer: 0, offset: 100, count: 10)).count == 10)
+    #expect(store.stats.snapshot().failures == 1)
+  }
+
+  @Test func profilesRoundTrip() throws {
+    let key = SpanKey(layer: Digest.of([1, 2, 3]), range: 4096..<8192)
+    let profile = PrefetchProfile(spans: [key, SpanKey(layer: key.layer, range: 0..<4096)])
+    #expect(try PrefetchProfile(parsing: profile.text) == profile)
+    #expect(throws: ClipError.self) { try PrefetchProfile(parsing: "nonsense") }
+  }
+}
