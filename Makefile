@@ -4,7 +4,7 @@ SWIFT ?= swift
 CLIP_TEST_WORK ?= /tmp/clip-test
 export CLIP_TEST_WORK
 
-.PHONY: all deps build release test unit integration check fmt bench bench-index demo clean
+.PHONY: all deps build release test unit integration check fmt bench bench-index bench-registry bench-mount demo clean
 
 all: build
 
@@ -35,10 +35,16 @@ check:
 fmt:
 	$(SWIFT) format --in-place --configuration .swift-format --recursive Sources Tests Package.swift
 
-bench: bench-index
+bench: bench-index bench-registry bench-mount
 
 bench-index: release
 	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-index.sh
+
+bench-registry: release
+	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-registry.sh
+
+bench-mount: release
+	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-mount.sh
 
 ## The main job on a default that needs nothing outside this machine.
 demo: release
