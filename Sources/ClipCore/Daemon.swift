@@ -13,8 +13,8 @@ public enum Daemon {
   public static let readyDescriptor: Int32 = 3
 
   /// Runs this executable again with `arguments` (which should tell it to report on `readyDescriptor`), detached,
-  /// and waits until it reports: returns on "ready", throws its message otherwise.
-  public static func spawn(arguments: [String], log: String) throws {
+  /// and waits (at most `timeout` seconds) until it reports: returns on "ready", throws its message otherwise.
+  public static func spawn(arguments: [String], log: String, timeout: Int32 = 600) throws {
     var fds: [Int32] = [0, 0]
     guard pipe(&fds) == 0 else { throw ClipError.system("pipe") }
     let (readEnd, writeEnd) = (fds[0], fds[1])
@@ -37,6 +37,13 @@ public enum Daemon {
     var answer: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
+      var ready = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+      let polled = poll(&ready, 1, timeout * 1000)
+      if polled < 0 && errno == EINTR { continue }
+      guard polled > 0 else {
+        kill(pid, SIGTERM)
+        throw ClipError(.unavailable, "the daemon did not get ready within \(timeout) s (see \(log))")
+      }
       let n = read(readEnd, &buffer, buffer.count)
       if n < 0 && errno == EINTR { continue }
       guard n > 0 else { break }

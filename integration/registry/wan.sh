@@ -21,6 +21,10 @@
 #     Plain byte forwarding unless --log (then HTTP-aware, one line per
 #     request in $CLIP_TEST_WORK/registry/proxy-wan/access.log).
 # Clients use the printed 127.0.0.1:PORT (loopback: plain HTTP).
+# CLIP_WAN_NS=NAME and CLIP_WAN_NET=A.B.C give a second, independent link
+# (namespace NAME, veth NAME0/NAME1 on A.B.C.1/30 <-> A.B.C.2/30, registry
+# and proxy named NAME, state in $CLIP_TEST_WORK/NAME), e.g. for a benchmark
+# running beside the tests; the defaults are clipwan, 10.203.0 and "wan".
 # `up` prints that address on stdout (and writes it, with the registry's
 # variables, to $CLIP_TEST_WORK/wan/env: WAN_ADDR, WAN_REGISTRY, REGISTRY_WAN*).
 # `down` kills the proxy, the registry (and its token server), any other
@@ -31,21 +35,24 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-NS=clipwan
-HOSTIF=clipwan0
-NSIF=clipwan1
-HOSTIP=10.203.0.1
-NSIP=10.203.0.2
+NS=${CLIP_WAN_NS:-clipwan}
+NET=${CLIP_WAN_NET:-10.203.0}
+HOSTIF=${NS}0
+NSIF=${NS}1
+HOSTIP=$NET.1
+NSIP=$NET.2
 PORT=5000
-STATE=$WORK/wan
+NAME=wan # registry and faultproxy name (registry/lib.sh)
+[ "$NS" = clipwan ] || NAME=$NS
+STATE=$WORK/$NAME
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 is_up() { ip netns list 2>/dev/null | grep -qw "^$NS"; }
 
 wan_down() {
-    faultproxy_stop wan || true
-    registry_stop wan || true
+    faultproxy_stop "$NAME" || true
+    registry_stop "$NAME" || true
     local p
     if is_up; then
         for p in $(ip netns pids "$NS" 2>/dev/null); do
@@ -87,17 +94,20 @@ wan_up() {
     ip netns exec "$NS" ip link set "$NSIF" up
     tc qdisc add dev "$HOSTIF" root tbf rate "$rate" burst 512kb latency 50ms
     ip netns exec "$NS" tc qdisc add dev "$NSIF" root tbf rate "$rate" burst 512kb latency 50ms
-    registry_start wan --netns "$NS" --addr "$NSIP:$PORT" --auth "$auth" "${storage[@]}"
+    registry_start "$NAME" --netns "$NS" --addr "$NSIP:$PORT" --auth "$auth" "${storage[@]}"
     # shellcheck disable=SC2086
-    faultproxy_start wan "$NSIP:$PORT" $log --delay-ms "$delay" "${listen[@]}"
+    faultproxy_start "$NAME" "$NSIP:$PORT" $log --delay-ms "$delay" "${listen[@]}"
+    local pv lv
+    pv=FAULTPROXY_$(_reg_var "$NAME")
+    lv=${pv}_LOG
     {
-        cat "$REGISTRY_WORK/wan/env"
-        echo "export WAN_ADDR=$FAULTPROXY_WAN"
+        cat "$REGISTRY_WORK/$NAME/env"
+        echo "export WAN_ADDR=${!pv}"
         echo "export WAN_REGISTRY=$NSIP:$PORT"
-        echo "export WAN_PROXY_LOG=$FAULTPROXY_WAN_LOG"
+        echo "export WAN_PROXY_LOG=${!lv}"
     } >"$STATE/env"
     trap - ERR
-    echo "$FAULTPROXY_WAN"
+    echo "${!pv}"
 }
 
 wan_check() {
