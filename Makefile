@@ -15,7 +15,7 @@ build: deps
 	$(SWIFT) build
 
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 ## Unit tests, then the reference and bad-input checks against real images.
 test: check build unit integration

@@ -60,7 +60,7 @@ struct MountCommand: ParsableCommand {
 
   private func serve() throws {
     let log: @Sendable (String) -> Void = { message in
-      let stamp = ISO8601DateFormatter().string(from: Date())
+      let stamp = utcTimestamp()
       FileHandle.standardError.write(Data("\(stamp) clip mount: \(message)\n".utf8))
     }
     let service: MountService
