@@ -39,11 +39,19 @@ public final class SpanStore: Sendable {
   private let memory: Mutex<MemorySpans>
   private let flights = Mutex<[SpanKey: Flight]>([:])
   private let touched = Mutex<TouchLog>(TouchLog())
+  /// Spans whose fetch just failed, and when: the kernel retries a failed readahead as a plain read at once, and it
+  /// should get the same answer then rather than wait out another timeout. Forgotten after `failureMemory` nanoseconds.
+  private let recentFailures = Mutex<[SpanKey: (at: UInt64, error: ClipError)]>([:])
+  private let failureMemory: UInt64
   /// Reads in progress (prefetching yields to them).
   let activeReads = Atomic<Int>(0)
 
-  /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache).
-  public init(index: ImageIndex, source: any ImageSource, disk: DiskCache?, memorySpans: Int = 8) {
+  /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache); a
+  /// span whose fetch failed fails again at once for `failureMemory` seconds.
+  public init(
+    index: ImageIndex, source: any ImageSource, disk: DiskCache?, memorySpans: Int = 8, failureMemory: Double = 1
+  ) {
+    self.failureMemory = UInt64(failureMemory * 1e9)
     self.index = index
     self.source = source
     self.disk = disk
@@ -115,6 +123,15 @@ public final class SpanStore: Sendable {
         continue
       }
       stats.misses.add(1, ordering: .relaxed)
+      let now = DispatchTime.now().uptimeNanoseconds
+      if let recent = recentFailures.withLock({ failures -> ClipError? in
+        guard let failure = failures[key] else { return nil }
+        if now - failure.at < failureMemory { return failure.error }
+        failures[key] = nil
+        return nil
+      }) {
+        throw recent
+      }
       let (flight, owner) = flights.withLock { flights -> (Flight, Bool) in
         if let flight = flights[key] { return (flight, false) }
         let flight = Flight()
@@ -149,6 +166,11 @@ public final class SpanStore: Sendable {
       } catch {
         stats.failures.add(1, ordering: .relaxed)
         failure = failure ?? error
+        let clipError = error as? ClipError ?? ClipError(.unavailable, "\(error)")
+        let now = DispatchTime.now().uptimeNanoseconds
+        recentFailures.withLock { failures in
+          for (span, _) in run { failures[key(layer: layer, span: span)] = (now, clipError) }
+        }
         for (_, flight) in run { flight.finish(.failure(error)) }
       }
       flights.withLock { flights in for (span, _) in run { flights[key(layer: layer, span: span)] = nil } }
@@ -182,8 +204,9 @@ public final class SpanStore: Sendable {
     guard let first = spans.first, let last = spans.last else { return [] }
     let whole =
       layerIndex.compressedRange(ofSpan: first).lowerBound..<layerIndex.compressedRange(ofSpan: last).upperBound
+    let spanNames = first == last ? "span \(first)" : "spans \(first)-\(last)"
     return try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
-      let compressed = try source.read(layerIndex.digest, range: whole)
+      let compressed = try ClipError.inContext(spanNames) { try source.read(layerIndex.digest, range: whole) }
       stats.requests.add(1, ordering: .relaxed)
       stats.bytesFetched.add(UInt64(compressed.count), ordering: .relaxed)
       return try spans.map { span in

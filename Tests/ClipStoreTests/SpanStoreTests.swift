@@ -100,10 +100,16 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (index, inner) = try image()
     let source = CountingSource(inner)
-    let store = SpanStore(index: index, source: source, disk: try DiskCache(root: directory + "/cache", limit: 1 << 30))
+    let store = SpanStore(
+      index: index, source: source, disk: try DiskCache(root: directory + "/cache", limit: 1 << 30), failureMemory: 0.3)
     source.failing = true
-    #expect(throws: ClipError.self) { try store.read(layer: 0, offset: 100, count: 10) }
+    let error = try #require(throws: ClipError.self) { try store.read(layer: 0, offset: 100, count: 10) }
+    #expect(error.description.contains("span 0"))
     source.failing = false
+    // Right after a failure the same span fails at once (no second wait), then reads work again.
+    #expect(throws: ClipError.self) { try store.read(layer: 0, offset: 100, count: 10) }
+    #expect(source.reads.count == 1)
+    usleep(350_000)
     #expect(try SpanStore.gather(try store.read(layer: 0, offset: 100, count: 10)).count == 10)
     #expect(store.stats.snapshot().failures == 1)
   }

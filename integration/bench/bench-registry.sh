@@ -84,6 +84,7 @@ fi
 "$wan" up --delay-ms "$WAN_DELAY_MS" --rate "$WAN_RATE" >>"$BENCH_LOG" 2>&1
 # shellcheck disable=SC1090,SC1091
 source "$WORK/$CLIP_WAN_NS/env" # WAN_ADDR (the proxy), WAN_REGISTRY (direct), REGISTRY_CLIPBREG_*
+# shellcheck disable=SC2153 # from the env file
 wan_addr=$WAN_ADDR wan_log=$REGISTRY_CLIPBREG_LOG wan_storage=$REGISTRY_CLIPBREG_STORAGE
 
 # Mean ms of 5 keep-alive GET /v2/ on one connection.
@@ -130,7 +131,7 @@ span_file() {
 
 # One row: IMAGE REG ADDR LOG -> TSV on stdout.
 measure() {
-  local name=$1 reg=$2 addr=$3 log=$4 ref out i j k from b r plain=()
+  local name=$1 reg=$2 addr=$3 log=$4 ref out i j k from b plain=()
   ref=$addr/$name:latest
   out=$tmp/$name-$reg.clip
   [ "$reg" = local ] || plain=(--plain-http)
@@ -152,7 +153,7 @@ measure() {
           from=$(log_lines "$log")
           bench_run "$CLIP" index "docker://$ref" "${plain[@]}" -o "$out" --ignore-published
           idx_ms+=("$BENCH_MS") idx_rss+=("$BENCH_RSS_KB")
-          read -r b r < <(log_bytes "$log" "$from"); idx_b+=("$b")
+          read -r b _ < <(log_bytes "$log" "$from"); idx_b+=("$b")
           ;;
         1)
           fresh_pull_fs
@@ -160,7 +161,7 @@ measure() {
           from=$(log_lines "$log")
           bench_run sh "$copy_sh"
           copy_ms+=("$BENCH_MS")
-          read -r b r < <(log_bytes "$log" "$from"); copy_b+=("$b")
+          read -r b _ < <(log_bytes "$log" "$from"); copy_b+=("$b")
           ;;
         2)
           fresh_pull_fs
@@ -168,7 +169,7 @@ measure() {
           from=$(log_lines "$log")
           bench_run sh "$pull_sh"
           pull_ms+=("$BENCH_MS")
-          read -r b r < <(log_bytes "$log" "$from"); pull_b+=("$b")
+          read -r b _ < <(log_bytes "$log" "$from"); pull_b+=("$b")
           ;;
       esac
     done
@@ -186,7 +187,7 @@ measure() {
         from=$(log_lines "$log")
         bench_run "$CLIP" cat "$out" "$path"
         cat_ms+=("$BENCH_MS")
-        read -r b r < <(log_bytes "$log" "$from"); cat_b+=("$b")
+        read -r b _ < <(log_bytes "$log" "$from"); cat_b+=("$b")
       else
         bench_quiet_wait
         bench_run "$CLIP" cat "$out" "$path" --source "oci:$IMG/$name:latest"
