@@ -44,7 +44,7 @@ let package = Package(
     .executableTarget(
       name: "clip",
       dependencies: [
-        "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore", "ClipFUSE",
+        "CClipShims", "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore", "ClipFUSE",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),

@@ -217,7 +217,9 @@ public final class FuseServer: @unchecked Sendable {
     }
     let count = Int(min(UInt64(size), entry.size - UInt64(offset)))
     do {
-      let pieces = try store.read(layer: layer, offset: entry.dataOffset + UInt64(offset), count: count)
+      let pieces = try store.read(
+        layer: layer, offset: entry.dataOffset + UInt64(offset), count: count,
+        sequentialEnd: entry.dataOffset + entry.size)
       if pieces.count == 1, case .file(let file, let at, let length) = pieces[0] {
         _ = clip_fuse_reply_fd(req, file.fd, off_t(at), length)
         return

@@ -40,6 +40,9 @@ public final class DiskCache: Sendable {
 
   struct State {
     var entries: [SpanKey: (size: UInt64, used: UInt64)] = [:]
+    /// Recently used span files, kept open: reopening per read would restart the kernel's readahead each time.
+    var open: [SpanKey: File] = [:]
+    var openOrder: [SpanKey] = []
     var total: UInt64 = 0
     var clock: UInt64 = 0
     var fullWarned = false
@@ -78,14 +81,17 @@ public final class DiskCache: Sendable {
 
   func path(_ key: SpanKey) -> String { "\(root)/\(key.layer.hex)/\(key.range.lowerBound)-\(key.range.upperBound)" }
 
+  static let openFiles = 64
+
   /// The cached span, opened for reading, or nil.
   public func open(_ key: SpanKey) -> File? {
-    let known = state.withLock { state -> Bool in
-      guard state.entries[key] != nil else { return false }
+    let (known, kept) = state.withLock { state -> (Bool, File?) in
+      guard state.entries[key] != nil else { return (false, nil) }
       state.clock += 1
       state.entries[key]?.used = state.clock
-      return true
+      return (true, state.open[key])
     }
+    if let kept { return kept }
     guard known else { return nil }
     guard let file = try? File(path: path(key)) else {
       state.withLock { state in
@@ -93,7 +99,19 @@ public final class DiskCache: Sendable {
       }
       return nil
     }
+    // The rest of the span will most likely be read soon: start reading it in.
+    _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_WILLNEED)
+    keepOpen(key, file)
     return file
+  }
+
+  private func keepOpen(_ key: SpanKey, _ file: File) {
+    state.withLock { state in
+      if state.open.updateValue(file, forKey: key) == nil { state.openOrder.append(key) }
+      while state.openOrder.count > Self.openFiles {
+        state.open[state.openOrder.removeFirst()] = nil
+      }
+    }
   }
 
   /// Stores a verified span; returns the cache file opened for reading, or nil if it could not be stored (a full
@@ -125,6 +143,8 @@ public final class DiskCache: Sendable {
         for (victim, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {
           guard state.total > limit, victim != key else { continue }
           state.entries[victim] = nil
+          state.open[victim] = nil
+          state.openOrder.removeAll { $0 == victim }
           state.total -= entry.size
           victims.append(victim)
         }
@@ -132,7 +152,9 @@ public final class DiskCache: Sendable {
       return victims
     }
     for victim in evict { unlink(path(victim)) }  // open readers keep their file until they close it
-    return try? File(path: target)
+    guard let file = try? File(path: target) else { return nil }
+    keepOpen(key, file)
+    return file
   }
 
   /// Bytes held now.

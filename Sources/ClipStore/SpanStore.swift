@@ -67,7 +67,10 @@ public final class SpanStore: Sendable {
   // MARK: - Reading
 
   /// Where `count` bytes at tar-stream offset `offset` of layer `layer` are, fetching what is missing.
-  public func read(layer: Int, offset: UInt64, count: Int) throws -> [Piece] {
+  ///
+  /// `sequentialEnd` is where the file being read ends: a read past the middle of its last span, in a file that goes
+  /// on into the next span, starts fetching that span in the background (a sequential reader then rarely waits).
+  public func read(layer: Int, offset: UInt64, count: Int, sequentialEnd: UInt64? = nil) throws -> [Piece] {
     let start = DispatchTime.now().uptimeNanoseconds
     activeReads.add(1, ordering: .relaxed)
     defer {
@@ -82,6 +85,12 @@ public final class SpanStore: Sendable {
     }
     let spans = layerIndex.span(containing: offset)...layerIndex.span(containing: end - 1)
     let resident = try ensure(layer: layer, spans: spans, record: true)
+    if let sequentialEnd, spans.upperBound + 1 < layerIndex.spanCount {
+      let last = layerIndex.uncompressedRange(ofSpan: spans.upperBound)
+      if sequentialEnd > last.upperBound, end >= last.lowerBound + UInt64(last.count) / 2 {
+        readAhead(layer: layer, span: spans.upperBound + 1)
+      }
+    }
     var pieces: [Piece] = []
     for span in spans {
       let range = layerIndex.uncompressedRange(ofSpan: span)
@@ -95,6 +104,15 @@ public final class SpanStore: Sendable {
       }
     }
     return pieces
+  }
+
+  /// Fetches a span in the background unless it is present or on its way.
+  private func readAhead(layer: Int, span: Int) {
+    let key = key(layer: layer, span: span)
+    guard lookup(key) == nil, !flights.withLock({ $0[key] != nil }) else { return }
+    DispatchQueue.global(qos: .utility).async {
+      _ = try? self.ensure(layer: layer, spans: span...span, record: false)
+    }
   }
 
   /// Copies the bytes of a read into memory.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CClipShims
 import ClipCore
 import ClipFUSE
 import ClipIndex
@@ -59,6 +60,8 @@ struct MountCommand: ParsableCommand {
   }
 
   private func serve() throws {
+    // Span-sized buffers go back to the system when freed (glibc would otherwise keep tens of MiB in its arenas).
+    _ = clip_set_mmap_threshold(256 << 10)
     let log: @Sendable (String) -> Void = { message in
       let stamp = utcTimestamp()
       FileHandle.standardError.write(Data("\(stamp) clip mount: \(message)\n".utf8))

@@ -77,17 +77,30 @@ BENCH_LOG=$tmp/log
 disk=${BENCH_DISK_DIR:-$tmp}
 notes=()
 
-unmount_if() { ! mountpoint -q "$1" || umount "$1"; }
 # ext4_fs NAME SIZE: a fresh ext4 on a loop device, mounted at $tmp/NAME.fs (set in $fs)
 ext4_fs() {
   local img=$disk/clip-bench-$1.ext4
   fs=$tmp/$1.fs
   mkdir -p "$fs"
   truncate -s "$2" "$img"
-  bench_on_exit rm -f "$img"
+  bench_on_exit ext4_release "$fs" "$img"
   mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
   mount -o loop "$img" "$fs"
-  bench_on_exit unmount_if "$fs"
+}
+# ext4_release DIR IMAGE: unmount, wait for the loop device to let go of IMAGE (else the
+# tmpfs under it stays busy), remove IMAGE
+ext4_release() {
+  local dev i
+  if mountpoint -q "$1"; then
+    dev=$(findmnt -n -o SOURCE "$1")
+    umount "$1"
+    for ((i = 0; i < 50; i++)); do
+      [ -n "$(losetup -j "$2")" ] || break
+      ((i != 10)) || losetup -d "$dev" 2>/dev/null || true
+      sleep 0.1
+    done
+  fi
+  rm -f "$2"
 }
 ext4_fs cache 512m
 cache=$fs/cache

@@ -2,3 +2,4 @@
 #include "clip_fs.h"
 #include "clip_curl.h"
 #include "clip_spawn.h"
+#include "clip_malloc.h"
