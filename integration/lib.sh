@@ -92,3 +92,22 @@ ensure_ref() {
     }
     echo "$want" >"$REF/.$name.digest"
 }
+
+# check_one_error_line STDERR_FILE: prints why and returns 1 unless stderr holds exactly one "clip: error:" line,
+# last, with only other "clip: " lines (notes) before it.
+check_one_error_line() {
+    local f=$1 n
+    n=$(grep -c '^clip: error:' "$f" || true)
+    if [ "$n" -ne 1 ]; then
+        echo "stderr has $n 'clip: error:' lines (want 1): $(head -c 300 "$f" | tr '\n' '|')"
+        return 1
+    fi
+    if ! tail -n1 "$f" | grep -q '^clip: error:'; then
+        echo "the error is not the last stderr line: $(tail -c 300 "$f" | tr '\n' '|')"
+        return 1
+    fi
+    if grep -v '^clip: ' "$f" | grep -q .; then
+        echo "stderr has lines that are not 'clip: ...': $(grep -v '^clip: ' "$f" | head -c 300 | tr '\n' '|')"
+        return 1
+    fi
+}

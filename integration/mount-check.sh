@@ -260,25 +260,6 @@ BASE_MOUNTS=$(fuse_mounts | sort)
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-# check_one_error_line FILE -> reason on stdout, status 1 unless exactly one
-# "clip: error:" line, the last one, and only "clip: " lines
-check_one_error_line() {
-    local f=$1 n
-    n=$(grep -c '^clip: error:' "$f" || true)
-    if [ "$n" -ne 1 ]; then
-        echo "stderr has $n 'clip: error:' lines (want 1): $(errline "$f")"
-        return 1
-    fi
-    if ! tail -n1 "$f" | grep -q '^clip: error:'; then
-        echo "the error is not the last stderr line: $(tail -c 300 "$f" | tr '\n' '|')"
-        return 1
-    fi
-    if grep -v '^clip: ' "$f" | grep -q .; then
-        echo "stderr has lines that are not 'clip: ...': $(grep -v '^clip: ' "$f" | head -c 300 | tr '\n' '|')"
-        return 1
-    fi
-}
-
 # clipq ARGS... -> stdout $tmpd/out, stderr $tmpd/err, status of clip
 clipq() { timeout --kill-after=10 "$CLIP_CALL_TIMEOUT" "$CLIP" "$@" >"$tmpd/out" 2>"$tmpd/err"; }
 

@@ -101,26 +101,6 @@ notes() { # " (+N notes)" when stderr has lines besides the error
     [ "$n" -eq 0 ] || echo " (+$n note lines)"
 }
 
-# check_one_error_line ERRFILE -> reason on stdout, status 1 unless stderr
-# has exactly one "clip: error:" line, as its last line; any other line must
-# be a "clip: " note (e.g. about a retry)
-check_one_error_line() {
-    local f=$1 n
-    n=$(grep -c '^clip: error:' "$f" || true)
-    if [ "$n" -ne 1 ]; then
-        echo "stderr has $n 'clip: error:' lines (want 1): $(head -c 300 "$f" | tr '\n' '|')"
-        return 1
-    fi
-    if ! tail -n1 "$f" | grep -q '^clip: error:'; then
-        echo "the error is not the last stderr line: $(tail -c 300 "$f" | tr '\n' '|')"
-        return 1
-    fi
-    if grep -v '^clip: ' "$f" | grep -q .; then
-        echo "stderr has lines that are not 'clip: ...': $(grep -v '^clip: ' "$f" | head -c 300 | tr '\n' '|')"
-        return 1
-    fi
-}
-
 # expect_error LABEL RC OUTFILE REGEX [exact-exit]
 #   RC from a clipc call that must have failed: not 0, not a signal/timeout,
 #   one error line matching REGEX (grep -Ei), no OUTFILE left behind
