@@ -41,10 +41,14 @@ let package = Package(
     .target(
       name: "ClipFUSE", dependencies: ["ClipCore", "ClipArchive", "ClipIndex", "ClipStore", "CFuse3"],
       swiftSettings: strict),
+    .target(
+      name: "ClipRuntime", dependencies: ["ClipCore", "ClipOCI", "ClipIndex", "ClipRegistry", "ClipStore"],
+      swiftSettings: strict),
     .executableTarget(
       name: "clip",
       dependencies: [
         "CClipShims", "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore", "ClipFUSE",
+        "ClipRuntime",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: strict),

@@ -15,8 +15,8 @@ int clip_spawn_detached(const char *path, char *const argv[], char *const envp[]
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, ready_fd, 3);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
+  if (ready_fd >= 0) posix_spawn_file_actions_adddup2(&actions, ready_fd, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, ready_fd >= 0 ? 4 : 3);
 
   posix_spawnattr_init(&attributes);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);

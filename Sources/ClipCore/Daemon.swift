@@ -12,27 +12,46 @@ public enum Daemon {
   /// The descriptor number the child finds its readiness pipe at.
   public static let readyDescriptor: Int32 = 3
 
+  /// The absolute path of this executable.
+  public static func executable() throws -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard length > 0 else { throw ClipError.system("readlink", "/proc/self/exe") }
+    return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  /// Runs this executable again with `arguments`, detached, without waiting for it. Returns its pid.
+  @discardableResult
+  public static func start(arguments: [String], log: String) throws -> Int32 {
+    try launch(arguments: arguments, log: log, ready: -1)
+  }
+
+  private static func launch(arguments: [String], log: String, ready: Int32) throws -> Int32 {
+    let path = try executable()
+    var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let result = clip_spawn_detached(path, &argv, environ, log, ready, &pid)
+    guard result == 0 else { throw ClipError.system("spawn", path, errno: result) }
+    return pid
+  }
+
   /// Runs this executable again with `arguments` (which should tell it to report on `readyDescriptor`), detached,
-  /// and waits (at most `timeout` seconds) until it reports: returns on "ready", throws its message otherwise.
-  public static func spawn(arguments: [String], log: String, timeout: Int32 = 600) throws {
+  /// and waits (at most `timeout` seconds) until it reports: returns its pid on "ready", throws its message otherwise.
+  @discardableResult
+  public static func spawn(arguments: [String], log: String, timeout: Int32 = 600) throws -> Int32 {
     var fds: [Int32] = [0, 0]
     guard pipe(&fds) == 0 else { throw ClipError.system("pipe") }
     let (readEnd, writeEnd) = (fds[0], fds[1])
     defer { close(readEnd) }
-    var executable = [CChar](repeating: 0, count: 4096)
-    let length = readlink("/proc/self/exe", &executable, executable.count - 1)
-    guard length > 0 else {
+    let pid: Int32
+    do {
+      pid = try launch(arguments: arguments, log: log, ready: writeEnd)
       close(writeEnd)
-      throw ClipError.system("readlink", "/proc/self/exe")
+    } catch {
+      close(writeEnd)
+      throw error
     }
-    let path = String(decoding: executable[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-
-    var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let result = clip_spawn_detached(path, &argv, environ, log, writeEnd, &pid)
-    close(writeEnd)
-    guard result == 0 else { throw ClipError.system("spawn", path, errno: result) }
 
     var answer: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
@@ -53,6 +72,7 @@ public enum Daemon {
     guard message == "ready" else {
       throw ClipError(.system, message.isEmpty ? "the daemon exited before it was ready (see \(log))" : message)
     }
+    return pid
   }
 
   /// In the daemon: tells the waiting parent the outcome ("ready" or an error message) and closes the pipe.

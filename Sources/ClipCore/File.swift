@@ -78,11 +78,18 @@ public final class File: @unchecked Sendable {
     guard fsync(fd) == 0 else { throw ClipError.system("fsync", path) }
   }
 
-  /// Reads a whole file.
+  /// Reads a whole file (also one whose size the system does not tell, like those under /proc).
   public static func readAll(_ path: String) throws -> [UInt8] {
     let file = try File(path: path)
     let size = try file.size()
-    return try file.read(count: Int(size), at: 0)
+    if size > 0 { return try file.read(count: Int(size), at: 0) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let count = try chunk.withUnsafeMutableBytes { try file.read(into: $0) }
+      guard count > 0 else { return bytes }
+      bytes += chunk[0..<count]
+    }
   }
 
   /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced (unless `sync` is false:

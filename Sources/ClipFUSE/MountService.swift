@@ -26,6 +26,11 @@ public final class MountService: @unchecked Sendable {
     return "\(runtimeDirectory)/\(Digest.of(Array(canonical.utf8)).hex.prefix(16)).sock"
   }
 
+  /// The log of a mount's daemon (started in the background).
+  public static func logFile(for mountpoint: String) -> String {
+    String(statsSocket(for: mountpoint).dropLast(".sock".count)) + ".log"
+  }
+
   /// The image.
   public let reader: ImageReader
   /// The filesystem.

@@ -39,11 +39,15 @@ public protocol ImageSource: Sendable {
 
 /// Opens a source from its textual form: `oci:DIR[:TAG]` (skopeo's syntax), `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`
 /// or a bare `REPO[:TAG]` (Docker Hub). Registries on loopback, or all with `plainHTTP`, are spoken to over HTTP.
-/// With `readTimeout`, a registry range read fails after about that many seconds.
-public func openImageSource(_ text: String, plainHTTP: Bool = false, readTimeout: Int? = nil) throws -> any ImageSource
-{
+/// With `readTimeout`, a registry range read fails after about that many seconds. Registry credentials come from
+/// `authFile` (a Docker config.json) or Docker's default configuration.
+public func openImageSource(
+  _ text: String, plainHTTP: Bool = false, readTimeout: Int? = nil, authFile: String? = nil
+) throws -> any ImageSource {
   if text.hasPrefix("oci:") { return try OCILayoutSource(reference: String(text.dropFirst(4))) }
-  return try RegistrySource(reference: try ImageReference(text), plainHTTP: plainHTTP, readTimeout: readTimeout)
+  return try RegistrySource(
+    reference: try ImageReference(text), plainHTTP: plainHTTP, readTimeout: readTimeout,
+    credentials: CredentialStore(path: authFile))
 }
 
 extension ImageSource {

@@ -31,9 +31,9 @@ public struct ImageIndexer: Sendable {
   /// Creates an indexer with the defaults.
   public init() {}
 
-  /// Indexes the image `source` names.
-  public func index(_ source: any ImageSource) throws -> ImageIndex {
-    let image = try source.resolve(platform: platform)
+  /// Indexes the image `source` names (`image`: its manifest and config, if already resolved).
+  public func index(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> ImageIndex {
+    let image = try resolved ?? source.resolve(platform: platform)
     if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
       return published
     }

@@ -11,12 +11,15 @@ struct Clip: ParsableCommand {
     abstract: "Index OCI images and read them lazily, before they are downloaded.",
     subcommands: [
       IndexCommand.self, InspectCommand.self, ListCommand.self, CatCommand.self, ExtractCommand.self, MountCommand.self,
-      UmountCommand.self, StatsCommand.self,
+      UmountCommand.self, StatsCommand.self, BundleCommand.self, HookCommand.self, GCCommand.self,
     ])
 
   static func main() {
     // A write to a closed pipe (a consumer that stopped reading a blob stream) must be an error, not a kill.
     signal(SIGPIPE, SIG_IGN)
+    // The hook's attach step must enter a mount namespace while this process is still single-threaded.
+    let arguments = CommandLine.arguments
+    if arguments.count > 1 && arguments[1] == AttachHelper.command { AttachHelper.main(Array(arguments.dropFirst())) }
     main(nil)
   }
 }

@@ -42,6 +42,9 @@ struct MountCommand: ParsableCommand {
   @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
   var plainHTTP = false
 
+  @Option(help: "A Docker config.json with the registry's credentials (default: Docker's own).")
+  var authfile: String?
+
   @Flag(help: "Stay in the foreground (default: detach once mounted).")
   var foreground = false
 
@@ -52,7 +55,7 @@ struct MountCommand: ParsableCommand {
     try reportingErrors {
       guard !foreground else { return try serve() }
       try FileManager.default.createDirectory(atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
-      let log = MountService.statsSocket(for: mountpoint).replacingOccurrences(of: ".sock", with: ".log")
+      let log = MountService.logFile(for: mountpoint)
       let arguments =
         Array(CommandLine.arguments.dropFirst()) + ["--foreground", "--ready-fd", "\(Daemon.readyDescriptor)"]
       try Daemon.spawn(arguments: arguments, log: log)
@@ -79,9 +82,10 @@ struct MountCommand: ParsableCommand {
       } else {
         var indexer = ImageIndexer()
         indexer.note = { log($0) }
-        index = try indexer.index(try openImageSource(image, plainHTTP: plainHTTP))
+        index = try indexer.index(try openImageSource(image, plainHTTP: plainHTTP, authFile: authfile))
       }
-      let blobs = try openImageSource(source ?? index.source, plainHTTP: plainHTTP, readTimeout: timeout)
+      let blobs = try openImageSource(
+        source ?? index.source, plainHTTP: plainHTTP, readTimeout: timeout, authFile: authfile)
       let disk = try DiskCache(root: cache, limit: try parseSize(cacheSize), warn: log)
       let policy: PrefetchPolicy =
         switch prefetch {

@@ -3,3 +3,4 @@
 #include "clip_curl.h"
 #include "clip_spawn.h"
 #include "clip_malloc.h"
+#include "clip_attach.h"

@@ -3,7 +3,8 @@
 #include <sys/types.h>
 
 /// posix_spawn in a new session (POSIX_SPAWN_SETSID and closefrom are GNU extensions Swift does not see): stdin and
-/// stdout on /dev/null, stderr appended to `log`, `ready_fd` as descriptor 3 and nothing else inherited, signal mask
+/// stdout on /dev/null, stderr appended to `log`, `ready_fd` as descriptor 3 (unless
+/// negative) and nothing else inherited, signal mask
 /// empty and SIGINT/SIGTERM/SIGHUP/SIGPIPE at their defaults. Returns 0 and the pid, or an errno.
 int clip_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *log, int ready_fd,
                         pid_t *pid);

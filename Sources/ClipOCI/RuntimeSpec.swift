@@ -1,0 +1,72 @@
+import ClipCore
+
+// Source: https://github.com/opencontainers/runtime-spec/blob/main/runtime.md (state) and config.md (config.json).
+
+/// The state an OCI runtime hands a hook on its standard input.
+public struct RuntimeState: Codable, Sendable, Equatable {
+  /// The runtime-spec version.
+  public var ociVersion: String
+  /// The container ID, unique on the host.
+  public var id: String
+  /// `creating`, `created`, `running` or `stopped`.
+  public var status: String
+  /// The container's init process (absent or 0 once it is gone).
+  public var pid: Int32?
+  /// The absolute path of the bundle directory.
+  public var bundle: String
+  /// The annotations of config.json.
+  public var annotations: [String: String]?
+
+  /// Creates a state value (for tests and tools).
+  public init(
+    ociVersion: String = "1.0.2", id: String, status: String, pid: Int32?, bundle: String,
+    annotations: [String: String]? = nil
+  ) {
+    self.ociVersion = ociVersion
+    self.id = id
+    self.status = status
+    self.pid = pid
+    self.bundle = bundle
+    self.annotations = annotations
+  }
+}
+
+/// What clip reads of a bundle's config.json (the runtime reads the rest).
+public struct RuntimeConfig: Codable, Sendable, Equatable {
+  /// The root filesystem.
+  public var root: Root?
+  /// The process to run.
+  public var process: Process?
+  /// Arbitrary metadata; clip's annotations name the image.
+  public var annotations: [String: String]?
+
+  /// `root`: where the root filesystem goes and whether it is read-only.
+  public struct Root: Codable, Sendable, Equatable {
+    /// The path, relative to the bundle or absolute.
+    public var path: String
+    /// Whether the root filesystem is read-only for the container.
+    public var readonly: Bool?
+  }
+
+  /// `process`: only the user matters to clip.
+  public struct Process: Codable, Sendable, Equatable {
+    /// The user the process runs as.
+    public var user: User?
+  }
+
+  /// `process.user`.
+  public struct User: Codable, Sendable, Equatable {
+    /// The user ID.
+    public var uid: UInt32
+    /// The group ID.
+    public var gid: UInt32
+  }
+
+  /// The absolute root filesystem path for a bundle at `bundle`.
+  public func rootPath(bundle: String) throws -> String {
+    guard let path = root?.path, !path.isEmpty else {
+      throw ClipError(.invalidArgument, "config.json has no root.path")
+    }
+    return path.hasPrefix("/") ? path : bundle + "/" + path
+  }
+}

@@ -1,0 +1,215 @@
+import ClipCore
+import ClipOCI
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Gives containers their image as root filesystem and takes it back: the work of `clip hook` and `clip gc`.
+///
+/// Creating a root: the image's shared FUSE mount (made if needed), an overlayfs over it with the container's upper
+/// and work folders (unless the root is read-only), and then, inside the container's mount namespace, each top-level
+/// entry of that tree except proc, sys and dev placed under the bundle's (empty) rootfs folder, top-level symlinks
+/// recreated as symlinks. The runtime's own /proc, /sys, /dev and bind mounts stay where it put them, and nothing is
+/// mounted over the root path itself (specs/hook.md).
+public struct ContainerRoots: Sendable {
+  /// Top-level names the runtime owns.
+  public static let runtimeNames: Set<String> = ["proc", "sys", "dev"]
+
+  private let settings: HookSettings
+  private let actions: HookActions
+  private let images: SharedImages
+  private let log: @Sendable (String) -> Void
+
+  /// Creates the service.
+  public init(settings: HookSettings, actions: HookActions, log: @escaping @Sendable (String) -> Void) {
+    self.settings = settings
+    self.actions = actions
+    self.images = SharedImages(settings: settings, actions: actions, log: log)
+    self.log = log
+  }
+
+  private var layout: RuntimeLayout { settings.layout }
+
+  /// Sets up the root filesystem of the container described by `state` and its bundle's `config`. Returns false
+  /// (doing nothing) when the annotations name no image. On failure, undoes everything it did.
+  @discardableResult
+  public func create(state: RuntimeState, config: RuntimeConfig) throws -> Bool {
+    let id = state.id
+    try RuntimeLayout.validate(containerID: id)
+    let annotations = (config.annotations ?? [:]).merging(state.annotations ?? [:]) { $1 }
+    guard let request = try ImageRequest(annotations: annotations) else {
+      log("container \(id): no \(Annotation.image) annotation, nothing to do")
+      return false
+    }
+    guard let pid = state.pid, pid > 0 else {
+      throw ClipError(
+        .invalidArgument, "the runtime gave no container pid (run clip as a createRuntime or prestart hook)")
+    }
+    let rootfs = try config.rootPath(bundle: state.bundle)
+    let readonly = config.root?.readonly ?? false
+    let started = Date()
+    let (key, index) = try images.prepareIndex(request)
+
+    var record = ContainerRecord(
+      id: id, pid: pid, startTime: HostMounts.startTime(of: pid), rootfs: rootfs,
+      keepWarm: request.keepWarm ?? settings.keepWarm)
+    let imageRoot = try FileLock.holding(layout.stateLock) {
+      if FileManager.default.fileExists(atPath: layout.container(id)) {
+        log("container \(id): removing what an earlier container of that id left")
+        try teardownLocked(id)
+      }
+      try FileManager.default.createDirectory(atPath: layout.container(id), withIntermediateDirectories: true)
+      try record.save(layout)
+      let root = try images.acquire(key: key, index: index, request: request, container: id)
+      record.image = key
+      try record.save(layout)
+      return root
+    }
+    do {
+      try place(imageRoot: imageRoot, record: &record, readonly: readonly)
+    } catch {
+      log("container \(id): \(error); undoing")
+      try? teardown(id)
+      throw error
+    }
+    let elapsed = Int(Date().timeIntervalSince(started) * 1000)
+    log("container \(id): root filesystem ready in \(elapsed) ms (image \(key.prefix(12)), rootfs \(rootfs))")
+    return true
+  }
+
+  private func place(imageRoot: String, record: inout ContainerRecord, readonly: Bool) throws {
+    var tree = imageRoot
+    if !readonly {
+      let folder = layout.container(record.id)
+      for part in ["upper", "work", "merged"] {
+        try FileManager.default.createDirectory(atPath: "\(folder)/\(part)", withIntermediateDirectories: true)
+      }
+      let options = "lowerdir=\(imageRoot),upperdir=\(folder)/upper,workdir=\(folder)/work"
+      guard mount("overlay", "\(folder)/merged", "overlay", 0, options) == 0 else {
+        throw ClipError.system("mount overlay", "\(folder)/merged")
+      }
+      record.overlay = true
+      try record.save(layout)
+      tree = "\(folder)/merged"
+    }
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: record.rootfs, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw ClipError(.notFound, "the bundle's root filesystem \(record.rootfs) is not a directory")
+    }
+    var entries: [AttachRequest.Entry] = []
+    let names = try ClipError.inContext(imageRoot) { try FileManager.default.contentsOfDirectory(atPath: tree) }
+    for name in names.sorted() where !Self.runtimeNames.contains(name) {
+      let source = "\(tree)/\(name)"
+      let target = "\(record.rootfs)/\(name)"
+      var attributes = stat()
+      guard lstat(source, &attributes) == 0 else { throw ClipError.system("stat", source) }
+      var existing = stat()
+      let exists = lstat(target, &existing) == 0
+      if attributes.st_mode & S_IFMT == S_IFLNK {
+        if exists { continue }
+        let destination = try FileManager.default.destinationOfSymbolicLink(atPath: source)
+        guard symlink(destination, target) == 0 else { throw ClipError.system("symlink", target) }
+        record.created.append(name)
+        continue
+      }
+      if !exists {
+        if attributes.st_mode & S_IFMT == S_IFDIR {
+          guard mkdir(target, 0o755) == 0 else { throw ClipError.system("mkdir", target) }
+        } else {
+          let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+          guard fd >= 0 else { throw ClipError.system("create", target) }
+          close(fd)
+        }
+        record.created.append(name)
+      }
+      entries.append(.init(name: name, source: source))
+    }
+    try record.save(layout)
+    try actions.attach(AttachRequest(pid: record.pid, rootfs: record.rootfs, entries: entries, readonly: readonly))
+  }
+
+  /// The index file of the image `request` names: the annotation's, a cached one, a published one, or one made now
+  /// (kept in the index cache for next time).
+  public func index(for request: ImageRequest) throws -> String { try images.prepareIndex(request).index }
+
+  /// Removes what the hook did for container `id` (poststop); nothing to do is fine.
+  public func teardown(_ id: String) throws {
+    try RuntimeLayout.validate(containerID: id)
+    try FileLock.holding(layout.stateLock) { try teardownLocked(id) }
+  }
+
+  private func teardownLocked(_ id: String) throws {
+    let folder = layout.container(id)
+    guard FileManager.default.fileExists(atPath: folder) else { return }
+    var problems: [String] = []
+    let record = ContainerRecord.load(layout, id: id)
+    if let record {
+      for name in record.created.reversed() {
+        let path = "\(record.rootfs)/\(name)"
+        var attributes = stat()
+        guard lstat(path, &attributes) == 0 else { continue }
+        let removed = attributes.st_mode & S_IFMT == S_IFDIR ? rmdir(path) : unlink(path)
+        if removed != 0 { problems.append("\(ClipError.system("remove", path))") }
+      }
+    }
+    do {
+      try HostMounts.unmount("\(folder)/merged")
+      try HostMounts.removeTree(folder)
+    } catch {
+      problems.append("\(error)")
+    }
+    if let key = record?.image {
+      do {
+        try images.release(key: key, container: id, keepWarm: record?.keepWarm ?? settings.keepWarm)
+      } catch {
+        problems.append("\(error)")
+      }
+    }
+    guard problems.isEmpty else {
+      throw ClipError(.system, "container \(id): cleanup incomplete: " + problems.joined(separator: "; "))
+    }
+    log("container \(id): cleaned up")
+  }
+
+  /// Removes what containers that no longer run left behind, and unmounts images no container uses whose
+  /// keep-warm time has passed (all unused images with `force`). Returns a line per thing removed.
+  public func collectGarbage(force: Bool = false) throws -> [String] {
+    try FileLock.holding(layout.stateLock) {
+      var removed: [String] = []
+      var problems: [String] = []
+      let ids = (try? FileManager.default.contentsOfDirectory(atPath: layout.containers)) ?? []
+      for id in ids.sorted() {
+        if let record = ContainerRecord.load(layout, id: id), let started = record.startTime,
+          HostMounts.startTime(of: record.pid) == started
+        {
+          continue
+        }
+        do {
+          try teardownLocked(id)
+          removed.append("container \(id)")
+        } catch {
+          problems.append("\(error)")
+        }
+      }
+      let keys = (try? FileManager.default.contentsOfDirectory(atPath: layout.images)) ?? []
+      for key in keys.sorted() {
+        for user in images.users(key) where !FileManager.default.fileExists(atPath: layout.container(user)) {
+          unlink("\(layout.users(key))/\(user)")
+        }
+        guard images.users(key).isEmpty, force || images.isExpired(key) else { continue }
+        do {
+          try images.unmount(key: key)
+          removed.append("image \(key.prefix(12))")
+        } catch {
+          problems.append("\(error)")
+        }
+      }
+      guard problems.isEmpty else {
+        throw ClipError(.system, "gc incomplete: " + problems.joined(separator: "; "))
+      }
+      return removed
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import ClipCore
+import Foundation
+
+/// Where the hook keeps its state under one root directory (default /var/lib/clip; specs/hook.md):
+///
+///     cache/                   span cache shared by every mount
+///     layers/                  layer indexes, keyed by layer digest
+///     indexes/KEY.clip         image indexes, keyed by manifest digest (KEY = its hex)
+///     images/KEY/root          the image's shared read-only FUSE mount
+///     images/KEY/users/ID      one file per container using it
+///     images/KEY/idle          touched when its last container went
+///     containers/ID/           record.json, and upper/ work/ merged/ of the container's overlayfs
+///     state.lock               serialises changes to images/ and containers/
+///     hook.log                 what the hook did
+public struct RuntimeLayout: Sendable {
+  /// The root, absolute and without symlinks (mountpoints are compared with /proc/self/mountinfo).
+  public let root: String
+
+  /// Uses `root`, creating it and its folders.
+  public init(root: String) throws {
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    guard let resolved = realpath(root, nil) else { throw ClipError.system("realpath", root) }
+    self.root = String(cString: resolved)
+    free(resolved)
+    for folder in [cache, layers, indexes, images, containers] {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+  }
+
+  /// The span cache.
+  public var cache: String { root + "/cache" }
+  /// Layer indexes.
+  public var layers: String { root + "/layers" }
+  /// Image indexes.
+  public var indexes: String { root + "/indexes" }
+  /// Shared image mounts.
+  public var images: String { root + "/images" }
+  /// Per-container state.
+  public var containers: String { root + "/containers" }
+  /// The lock over images/ and containers/.
+  public var stateLock: String { root + "/state.lock" }
+  /// The hook's log.
+  public var log: String { root + "/hook.log" }
+
+  /// The index file of the image with manifest digest `key`.
+  public func index(_ key: String) -> String { "\(indexes)/\(key).clip" }
+  /// The folder of a shared image mount.
+  public func image(_ key: String) -> String { "\(images)/\(key)" }
+  /// The mountpoint of a shared image mount.
+  public func imageRoot(_ key: String) -> String { "\(images)/\(key)/root" }
+  /// The users of a shared image mount.
+  public func users(_ key: String) -> String { "\(images)/\(key)/users" }
+  /// A container's folder.
+  public func container(_ id: String) -> String { "\(containers)/\(id)" }
+  /// A container's record.
+  public func record(_ id: String) -> String { "\(containers)/\(id)/record.json" }
+
+  /// Checks that a container ID can name a folder (the runtime-spec only says it is unique).
+  public static func validate(containerID id: String) throws {
+    let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+")
+    guard !id.isEmpty, id.count <= 200, id != ".", id != "..", id.allSatisfy(allowed.contains) else {
+      throw ClipError(.invalidArgument, "container id '\(id)' cannot name a folder")
+    }
+  }
+}
+
+/// What the hook did for one container, so that poststop (or `clip gc`) can undo exactly that.
+struct ContainerRecord: Codable, Sendable {
+  /// The container ID.
+  var id: String
+  /// The container's init process and its start time: together they tell whether the container still runs.
+  var pid: Int32
+  var startTime: UInt64?
+  /// The root filesystem folder of the bundle.
+  var rootfs: String
+  /// The image mount the container uses (manifest digest hex).
+  var image: String?
+  /// Names the hook created directly under rootfs (mountpoints and symlinks).
+  var created: [String] = []
+  /// Whether an overlayfs was mounted at containers/ID/merged.
+  var overlay = false
+  /// Seconds the image stays mounted once its last container goes.
+  var keepWarm: Int
+
+  func save(_ layout: RuntimeLayout) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    try File.writeAtomically(layout.record(id), Array(try encoder.encode(self)))
+  }
+
+  static func load(_ layout: RuntimeLayout, id: String) -> ContainerRecord? {
+    guard let bytes = try? File.readAll(layout.record(id)) else { return nil }
+    return try? JSONDecoder().decode(ContainerRecord.self, from: Data(bytes))
+  }
+}

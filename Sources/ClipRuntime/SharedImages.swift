@@ -1,0 +1,129 @@
+import ClipCore
+import ClipIndex
+import ClipOCI
+import ClipRegistry
+import ClipStore
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The host's shared image mounts: one read-only FUSE mount per image (per manifest digest), used by every container
+/// of that image and released when the last one goes (at once, or after a keep-warm time).
+struct SharedImages {
+  let settings: HookSettings
+  let actions: HookActions
+  let log: @Sendable (String) -> Void
+
+  private var layout: RuntimeLayout { settings.layout }
+
+  /// Finds the image's index (the annotation's file, the index cache, a published index) or makes one, keeping it in
+  /// the index cache. Returns the image key (manifest digest hex) and the index path. Talks to the registry; call it
+  /// without holding the state lock.
+  func prepareIndex(_ request: ImageRequest) throws -> (key: String, index: String) {
+    if let path = request.indexPath {
+      let bytes = try ClipError.inContext(path) { try File.readAll(path) }
+      if let expected = request.indexDigest, Digest.of(bytes) != expected {
+        throw ClipError(.digestMismatch, "index \(path) has digest \(Digest.of(bytes)), annotation says \(expected)")
+      }
+      let index = try ClipError.inContext(path) { try IndexFormat.decodeImage(bytes) }
+      return (index.manifestDigest.hex, path)
+    }
+    let source = try openImageSource(request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile)
+    let platform = request.platform ?? .current
+    let image = try ClipError.inContext(request.reference) { try source.resolve(platform: platform) }
+    let key = image.manifestDigest.hex
+    let path = layout.index(key)
+    if Self.isUsable(path) { return (key, path) }
+    try FileLock.holding(path + ".lock") {
+      guard !Self.isUsable(path) else { return }
+      var indexer = ImageIndexer()
+      indexer.platform = platform
+      indexer.layerCache = layout.layers
+      indexer.note = log
+      let started = Date()
+      let index = try ClipError.inContext(request.reference) { try indexer.index(source, image: image) }
+      try File.writeAtomically(path, IndexFormat.encode(index))
+      log(
+        "indexed \(request.reference) (\(image.manifestDigest)) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+    }
+    return (key, path)
+  }
+
+  private static func isUsable(_ path: String) -> Bool {
+    guard let bytes = try? File.readAll(path) else { return false }
+    return (try? IndexFormat.decodeImage(bytes)) != nil
+  }
+
+  /// Makes sure the image is mounted and counts `container` as a user. Call holding the state lock.
+  func acquire(key: String, index: String, request: ImageRequest, container: String) throws -> String {
+    let root = layout.imageRoot(key)
+    switch HostMounts.status(root) {
+    case .live:
+      break
+    case .dead:
+      log("the mount of image \(key.prefix(12)) lost its daemon: mounting it again")
+      try HostMounts.unmount(root)
+      try mount(key: key, index: index, request: request)
+    case .absent:
+      try mount(key: key, index: index, request: request)
+    }
+    let users = layout.users(key)
+    try FileManager.default.createDirectory(atPath: users, withIntermediateDirectories: true)
+    try File.writeAtomically("\(users)/\(container)", [], sync: false)
+    unlink(layout.image(key) + "/idle")
+    return root
+  }
+
+  private func mount(key: String, index: String, request: ImageRequest) throws {
+    let root = layout.imageRoot(key)
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    let pid = try actions.startMount(
+      MountRequest(
+        index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
+        authFile: request.authFile, prefetch: request.prefetch, cache: layout.cache, cacheSize: settings.cacheSize))
+    try File.writeAtomically(layout.image(key) + "/pid", Array("\(pid)\n".utf8), sync: false)
+    log("mounted image \(key.prefix(12)) at \(root) (daemon \(pid))")
+  }
+
+  /// Stops counting `container` as a user; unmounts the image when it was the last, now or after `keepWarm` seconds.
+  /// Call holding the state lock.
+  func release(key: String, container: String, keepWarm: Int) throws {
+    unlink("\(layout.users(key))/\(container)")
+    guard users(key).isEmpty else { return }
+    if keepWarm == 0 { return try unmount(key: key) }
+    try File.writeAtomically(layout.image(key) + "/idle", Array("\(keepWarm)\n".utf8), sync: false)
+    actions.collectLater(keepWarm)
+  }
+
+  /// The containers using an image.
+  func users(_ key: String) -> [String] {
+    (try? FileManager.default.contentsOfDirectory(atPath: layout.users(key))) ?? []
+  }
+
+  /// Unmounts an image, waits (briefly) for its daemon to exit, and removes its folder.
+  func unmount(key: String) throws {
+    let root = layout.imageRoot(key)
+    try HostMounts.unmount(root)
+    if let text = try? File.readAll(layout.image(key) + "/pid"),
+      let pid = Int32(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    {
+      for _ in 0..<100 where HostMounts.startTime(of: pid) != nil { usleep(50_000) }
+    }
+    try HostMounts.removeTree(layout.image(key))
+    log("released image \(key.prefix(12))")
+  }
+
+  /// Whether an unused image has been idle for its keep-warm time (or is not mounted any more).
+  func isExpired(_ key: String, now: Date = Date()) -> Bool {
+    guard HostMounts.status(layout.imageRoot(key)) == .live else { return true }
+    let idle = layout.image(key) + "/idle"
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: idle),
+      let since = attributes[.modificationDate] as? Date,
+      let text = try? File.readAll(idle),
+      let keepWarm = Int(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    else { return true }
+    return now.timeIntervalSince(since) >= Double(keepWarm)
+  }
+}

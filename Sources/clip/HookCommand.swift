@@ -1,0 +1,103 @@
+import ArgumentParser
+import ClipCore
+import ClipFUSE
+import ClipOCI
+import ClipRuntime
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `clip hook [STAGE]`: the OCI runtime hook (specs/hook.md).
+struct HookCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "hook",
+    abstract: "OCI runtime hook: createRuntime/prestart gives the container its image lazily, poststop cleans up.",
+    discussion: "Reads the runtime's state JSON on stdin. Without STAGE, the stage follows the state's status.")
+
+  @Argument(help: "createRuntime, prestart or poststop.")
+  var stage: String?
+
+  @OptionGroup var options: HookOptions
+
+  func run() throws {
+    let input = FileHandle.standardInput.readDataToEndOfFile()
+    var id = "?"
+    let log = HookLog(path: options.root + "/hook.log")
+    do {
+      let state = try decodeJSON(RuntimeState.self, from: Array(input), what: "the runtime state on stdin")
+      id = state.id
+      let roots = try options.containerRoots(log: { log.write("\(state.id): \($0)") })
+      switch stage ?? (state.status == "stopped" ? "poststop" : "createRuntime") {
+      case "createRuntime", "prestart":
+        let path = state.bundle + "/config.json"
+        let bytes = try ClipError.inContext(path) { try File.readAll(path) }
+        let config = try decodeJSON(RuntimeConfig.self, from: bytes, what: path)
+        try roots.create(state: state, config: config)
+      case "poststop":
+        try roots.teardown(state.id)
+      case let other:
+        throw ClipError(.invalidArgument, "unknown hook stage '\(other)' (createRuntime, prestart or poststop)")
+      }
+    } catch {
+      log.write("\(id): error: \(error)")
+      FileHandle.standardError.write(Data("clip hook: container \(id): \(error)\n".utf8))
+      throw ExitCode(1)
+    }
+  }
+}
+
+/// The options the hook, `clip bundle` and `clip gc` share.
+struct HookOptions: ParsableArguments {
+  @Option(help: "The state folder: span cache, indexes, image mounts, container overlays.")
+  var root = "/var/lib/clip"
+
+  @Option(help: "The most bytes the span cache keeps.")
+  var cacheSize = "10G"
+
+  @Option(help: "Seconds an image stays mounted after its last container goes (org.clip.keep-warm overrides).")
+  var keepWarm = 30
+
+  func containerRoots(log: @escaping @Sendable (String) -> Void) throws -> ContainerRoots {
+    let layout = try RuntimeLayout(root: root)
+    let settings = HookSettings(layout: layout, cacheSize: cacheSize, keepWarm: keepWarm)
+    return ContainerRoots(settings: settings, actions: HookWiring.actions(layout: layout), log: log)
+  }
+}
+
+/// Appends timestamped lines to the hook's log file.
+struct HookLog: Sendable {
+  let path: String
+
+  func write(_ message: String) {
+    let line = Array("\(utcTimestamp()) [\(getpid())] \(message)\n".utf8)
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { return }
+    _ = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+  }
+}
+
+/// What the hook starts, as processes of this executable.
+enum HookWiring {
+  static func actions(layout: RuntimeLayout) -> HookActions {
+    HookActions(
+      startMount: { request in
+        var arguments = [
+          "mount", request.index, request.mountpoint, "--cache", request.cache, "--cache-size", request.cacheSize,
+          "--prefetch", request.prefetch, "--source", request.source, "--foreground", "--ready-fd",
+          "\(Daemon.readyDescriptor)",
+        ]
+        if request.plainHTTP { arguments.append("--plain-http") }
+        if let authFile = request.authFile { arguments += ["--authfile", authFile] }
+        try FileManager.default.createDirectory(
+          atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
+        return try Daemon.spawn(arguments: arguments, log: MountService.logFile(for: request.mountpoint), timeout: 60)
+      },
+      attach: { request in try AttachHelper.run(request) },
+      collectLater: { seconds in
+        _ = try? Daemon.start(arguments: ["gc", "--root", layout.root, "--after", "\(seconds)"], log: layout.log)
+      })
+  }
+}
