@@ -72,15 +72,27 @@ public final class MountService: @unchecked Sendable {
     startPrefetch()
     let result = server.run(threads: threads)
     endpoint?.close()
-    if let record {
-      let profile = PrefetchProfile(spans: reader.store.touchedSpans)
-      do {
-        try File.writeAtomically(record, Array(profile.text.utf8))
-      } catch {
-        log("cannot write the profile \(record): \(error)")
-      }
-    }
+    writeProfile()
     return result
+  }
+
+  /// Ends the daemon now, without waiting for the kernel to end the FUSE session (a detached mount still in use):
+  /// closes the statistics endpoint, writes the profile if asked, and exits, which aborts the connection.
+  public func finishAbruptly() -> Never {
+    endpoint?.close()
+    writeProfile()
+    log("exiting")
+    exit(0)
+  }
+
+  private func writeProfile() {
+    guard let record else { return }
+    let profile = PrefetchProfile(spans: reader.store.touchedSpans)
+    do {
+      try File.writeAtomically(record, Array(profile.text.utf8))
+    } catch {
+      log("cannot write the profile \(record): \(error)")
+    }
   }
 
   private func startPrefetch() {

@@ -62,7 +62,8 @@ public struct ContainerRoots: Sendable {
       }
       try FileManager.default.createDirectory(atPath: layout.container(id), withIntermediateDirectories: true)
       try record.save(layout)
-      let root = try images.acquire(key: key, index: index, request: request, container: id)
+      let root = try images.acquire(
+        key: key, index: index, request: request, container: id, keepWarm: record.keepWarm)
       record.image = key
       try record.save(layout)
       return root
@@ -173,8 +174,8 @@ public struct ContainerRoots: Sendable {
     log("container \(id): cleaned up")
   }
 
-  /// Removes what containers that no longer run left behind, and unmounts images no container uses whose
-  /// keep-warm time has passed (all unused images with `force`). Returns a line per thing removed.
+  /// Removes what containers that no longer run left behind, and unmounts dead image mounts (their daemon killed) and,
+  /// with `force`, every image no container uses. Returns a line per thing removed.
   public func collectGarbage(force: Bool = false) throws -> [String] {
     try FileLock.holding(layout.stateLock) {
       var removed: [String] = []
@@ -198,7 +199,7 @@ public struct ContainerRoots: Sendable {
         for user in images.users(key) where !FileManager.default.fileExists(atPath: layout.container(user)) {
           unlink("\(layout.users(key))/\(user)")
         }
-        guard images.users(key).isEmpty, force || images.isExpired(key) else { continue }
+        guard images.users(key).isEmpty, force || images.isDead(key) else { continue }
         do {
           try images.unmount(key: key)
           removed.append("image \(key.prefix(12))")

@@ -19,6 +19,11 @@ public struct MountRequest: Sendable, Equatable {
   public var cache: String
   /// The span cache's size limit, as `clip mount --cache-size` takes it.
   public var cacheSize: String
+  /// The hook's state root and the image key: the daemon holds an `ImageLease` on them.
+  public var stateRoot: String
+  public var key: String
+  /// Seconds the daemon stays after its last container.
+  public var keepWarm: Int
 }
 
 /// A request to make trees of the host appear under a container's root filesystem, inside its mount namespace.
@@ -48,18 +53,14 @@ public struct HookActions: Sendable {
   public var startMount: @Sendable (MountRequest) throws -> Int32
   /// Performs an attach in a separate process and returns when it is done.
   public var attach: @Sendable (AttachRequest) throws -> Void
-  /// Starts a detached `clip gc` that runs after the given seconds (to release images kept warm).
-  public var collectLater: @Sendable (Int) -> Void
 
   /// Creates the actions.
   public init(
     startMount: @escaping @Sendable (MountRequest) throws -> Int32,
-    attach: @escaping @Sendable (AttachRequest) throws -> Void,
-    collectLater: @escaping @Sendable (Int) -> Void
+    attach: @escaping @Sendable (AttachRequest) throws -> Void
   ) {
     self.startMount = startMount
     self.attach = attach
-    self.collectLater = collectLater
   }
 }
 

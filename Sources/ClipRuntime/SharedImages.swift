@@ -57,7 +57,7 @@ struct SharedImages {
   }
 
   /// Makes sure the image is mounted and counts `container` as a user. Call holding the state lock.
-  func acquire(key: String, index: String, request: ImageRequest, container: String) throws -> String {
+  func acquire(key: String, index: String, request: ImageRequest, container: String, keepWarm: Int) throws -> String {
     let root = layout.imageRoot(key)
     switch HostMounts.status(root) {
     case .live:
@@ -65,40 +65,40 @@ struct SharedImages {
     case .dead:
       log("the mount of image \(key.prefix(12)) lost its daemon: mounting it again")
       try HostMounts.unmount(root)
-      try mount(key: key, index: index, request: request)
+      try mount(key: key, index: index, request: request, keepWarm: keepWarm)
     case .absent:
-      try mount(key: key, index: index, request: request)
+      try mount(key: key, index: index, request: request, keepWarm: keepWarm)
     }
     let users = layout.users(key)
     try FileManager.default.createDirectory(atPath: users, withIntermediateDirectories: true)
     try File.writeAtomically("\(users)/\(container)", [], sync: false)
-    unlink(layout.image(key) + "/idle")
     return root
   }
 
-  private func mount(key: String, index: String, request: ImageRequest) throws {
+  private func mount(key: String, index: String, request: ImageRequest, keepWarm: Int) throws {
     let root = layout.imageRoot(key)
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     let pid = try actions.startMount(
       MountRequest(
         index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
-        authFile: request.authFile, prefetch: request.prefetch, cache: layout.cache, cacheSize: settings.cacheSize))
+        authFile: request.authFile, prefetch: request.prefetch, cache: layout.cache, cacheSize: settings.cacheSize,
+        stateRoot: layout.root, key: key, keepWarm: keepWarm))
     try File.writeAtomically(layout.image(key) + "/pid", Array("\(pid)\n".utf8), sync: false)
     log("mounted image \(key.prefix(12)) at \(root) (daemon \(pid))")
   }
 
-  /// Stops counting `container` as a user; unmounts the image when it was the last, now or after `keepWarm` seconds.
-  /// Call holding the state lock.
+  /// Stops counting `container` as a user; unmounts the image now when it was the last and `keepWarm` is 0 (otherwise
+  /// the mount daemon releases it once its keep-warm time has passed: `ImageLease`). Call holding the state lock.
   func release(key: String, container: String, keepWarm: Int) throws {
     unlink("\(layout.users(key))/\(container)")
     guard users(key).isEmpty else { return }
-    if keepWarm == 0 { return try unmount(key: key) }
-    try File.writeAtomically(layout.image(key) + "/idle", Array("\(keepWarm)\n".utf8), sync: false)
-    actions.collectLater(keepWarm)
+    if keepWarm == 0 || HostMounts.status(layout.imageRoot(key)) != .live { try unmount(key: key) }
   }
 
   /// The containers using an image.
-  func users(_ key: String) -> [String] {
+  func users(_ key: String) -> [String] { Self.users(layout, key) }
+
+  static func users(_ layout: RuntimeLayout, _ key: String) -> [String] {
     (try? FileManager.default.contentsOfDirectory(atPath: layout.users(key))) ?? []
   }
 
@@ -115,15 +115,6 @@ struct SharedImages {
     log("released image \(key.prefix(12))")
   }
 
-  /// Whether an unused image has been idle for its keep-warm time (or is not mounted any more).
-  func isExpired(_ key: String, now: Date = Date()) -> Bool {
-    guard HostMounts.status(layout.imageRoot(key)) == .live else { return true }
-    let idle = layout.image(key) + "/idle"
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: idle),
-      let since = attributes[.modificationDate] as? Date,
-      let text = try? File.readAll(idle),
-      let keepWarm = Int(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-    else { return true }
-    return now.timeIntervalSince(since) >= Double(keepWarm)
-  }
+  /// Whether an image mount is gone or dead (its daemon killed).
+  func isDead(_ key: String) -> Bool { HostMounts.status(layout.imageRoot(key)) != .live }
 }

@@ -62,7 +62,7 @@ struct HookOptions: ParsableArguments {
   func containerRoots(log: @escaping @Sendable (String) -> Void) throws -> ContainerRoots {
     let layout = try RuntimeLayout(root: root)
     let settings = HookSettings(layout: layout, cacheSize: cacheSize, keepWarm: keepWarm)
-    return ContainerRoots(settings: settings, actions: HookWiring.actions(layout: layout), log: log)
+    return ContainerRoots(settings: settings, actions: HookWiring.actions(), log: log)
   }
 }
 
@@ -81,7 +81,7 @@ struct HookLog: Sendable {
 
 /// What the hook starts, as processes of this executable.
 enum HookWiring {
-  static func actions(layout: RuntimeLayout) -> HookActions {
+  static func actions() -> HookActions {
     HookActions(
       startMount: { request in
         var arguments = [
@@ -89,15 +89,15 @@ enum HookWiring {
           "--prefetch", request.prefetch, "--source", request.source, "--foreground", "--ready-fd",
           "\(Daemon.readyDescriptor)",
         ]
+        arguments += [
+          "--lease-root", request.stateRoot, "--lease-image", request.key, "--keep-warm", "\(request.keepWarm)",
+        ]
         if request.plainHTTP { arguments.append("--plain-http") }
         if let authFile = request.authFile { arguments += ["--authfile", authFile] }
         try FileManager.default.createDirectory(
           atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
         return try Daemon.spawn(arguments: arguments, log: MountService.logFile(for: request.mountpoint), timeout: 60)
       },
-      attach: { request in try AttachHelper.run(request) },
-      collectLater: { seconds in
-        _ = try? Daemon.start(arguments: ["gc", "--root", layout.root, "--after", "\(seconds)"], log: layout.log)
-      })
+      attach: { request in try AttachHelper.run(request) })
   }
 }

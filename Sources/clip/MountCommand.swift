@@ -4,6 +4,7 @@ import ClipCore
 import ClipFUSE
 import ClipIndex
 import ClipRegistry
+import ClipRuntime
 import ClipStore
 import Foundation
 
@@ -50,6 +51,14 @@ struct MountCommand: ParsableCommand {
 
   @Option(help: .hidden)
   var readyFd: Int32?
+
+  // Set by `clip hook`: the daemon holds an `ImageLease` and goes when its containers are gone.
+  @Option(help: .hidden)
+  var leaseRoot: String?
+  @Option(help: .hidden)
+  var leaseImage: String?
+  @Option(help: .hidden)
+  var keepWarm = 0
 
   func run() throws {
     try reportingErrors {
@@ -102,6 +111,15 @@ struct MountCommand: ParsableCommand {
     }
     log("mounted \(index(service)) on \(mountpoint)")
     if let readyFd { Daemon.report("ready", on: readyFd) }
+    if let leaseRoot, let leaseImage {
+      let lease = try ImageLease(root: leaseRoot, key: leaseImage, keepWarm: keepWarm, log: log)
+      let thread = Thread {
+        lease.waitForRelease()
+        service.finishAbruptly()
+      }
+      thread.name = "clip-lease"
+      thread.start()
+    }
     let result = service.serve()
     log("unmounted \(mountpoint)")
     if result < 0 { throw ExitCode(1) }
