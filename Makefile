@@ -28,6 +28,7 @@ integration: build
 	CLIP=$(CURDIR)/.build/debug/clip integration/bad-input.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/registry-check.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/mount-check.sh
+	CLIP=$(CURDIR)/.build/debug/clip integration/hook-check.sh
 
 ## Lint with the same configuration `make fmt` formats with.
 check:

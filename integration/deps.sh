@@ -9,6 +9,8 @@ packages=(
   umoci skopeo busybox-static debootstrap zstd pigz jq time python3
   # registry tests (registry-check.sh, registry/): registry 2.8, htpasswd, token-signing keys, netns/veth/tbf, curl
   docker-registry apache2-utils openssl iproute2 curl
+  # OCI runtimes the hook is checked with (hook-check.sh), and containerd for the comparisons
+  runc crun containerd
 )
 
 missing=()

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int clip_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *log, int ready_fd,
                         pid_t *pid) {
@@ -33,4 +35,12 @@ int clip_spawn_detached(const char *path, char *const argv[], char *const envp[]
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   return result;
+}
+
+int clip_duplicate_fd_of(pid_t pid, int fd) {
+  int process = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (process < 0) return -1;
+  int duplicate = (int)syscall(SYS_pidfd_getfd, process, fd, 0);
+  close(process);
+  return duplicate;
 }

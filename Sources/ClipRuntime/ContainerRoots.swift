@@ -146,7 +146,13 @@ public struct ContainerRoots: Sendable {
     guard FileManager.default.fileExists(atPath: folder) else { return }
     var problems: [String] = []
     let record = ContainerRecord.load(layout, id: id)
-    if let record {
+    // Containers may share a bundle (runc runs one bundle under several ids): the names created under its rootfs
+    // then pass to another container still using it, since removing a folder there would also take the mounts on
+    // it away from that container.
+    if let record, var heir = records().first(where: { $0.id != id && $0.rootfs == record.rootfs }) {
+      heir.created += record.created.filter { !heir.created.contains($0) }
+      try heir.save(layout)
+    } else if let record {
       for name in record.created.reversed() {
         let path = "\(record.rootfs)/\(name)"
         var attributes = stat()
@@ -172,6 +178,12 @@ public struct ContainerRoots: Sendable {
       throw ClipError(.system, "container \(id): cleanup incomplete: " + problems.joined(separator: "; "))
     }
     log("container \(id): cleaned up")
+  }
+
+  /// The records of every container the hook set up.
+  private func records() -> [ContainerRecord] {
+    let ids = (try? FileManager.default.contentsOfDirectory(atPath: layout.containers)) ?? []
+    return ids.sorted().compactMap { ContainerRecord.load(layout, id: $0) }
   }
 
   /// Removes what containers that no longer run left behind, and unmounts dead image mounts (their daemon killed) and,

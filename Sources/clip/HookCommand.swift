@@ -1,4 +1,5 @@
 import ArgumentParser
+import CClipShims
 import ClipCore
 import ClipFUSE
 import ClipOCI
@@ -42,9 +43,26 @@ struct HookCommand: ParsableCommand {
       }
     } catch {
       log.write("\(id): error: \(error)")
-      FileHandle.standardError.write(Data("clip hook: container \(id): \(error)\n".utf8))
+      Self.tellRuntime("clip hook: container \(id): \(error)\n")
       throw ExitCode(1)
     }
+  }
+}
+
+extension HookCommand {
+  /// Writes a message where the runtime's user sees it: our stderr, which runc shows when a hook fails; crun sends
+  /// a hook's stderr to /dev/null (unless told otherwise), so then the message goes to the runtime's own stderr,
+  /// through a duplicate of its descriptor so that its next line follows ours.
+  static func tellRuntime(_ message: String) {
+    let bytes = Array(message.utf8)
+    var attributes = stat()
+    let discarded =
+      fstat(2, &attributes) == 0 && attributes.st_mode & S_IFMT == S_IFCHR
+      && attributes.st_rdev == clip_makedev(1, 3)
+    let fd = discarded ? clip_duplicate_fd_of(getppid(), 2) : 2
+    guard fd >= 0 else { return }
+    _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    if fd != 2 { close(fd) }
   }
 }
 

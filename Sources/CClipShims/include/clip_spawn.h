@@ -9,4 +9,8 @@
 int clip_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *log, int ready_fd,
                         pid_t *pid);
 
+/// A duplicate of descriptor `fd` of process `pid` (pidfd_getfd): the same open file, sharing its offset, so that
+/// what is written through it lands where that process's own next write would. Returns -1 (errno set) on failure.
+int clip_duplicate_fd_of(pid_t pid, int fd);
+
 #endif
