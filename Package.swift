@@ -61,6 +61,7 @@ let package = Package(
     .testTarget(
       name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive", "ClipTestSupport"], swiftSettings: strict),
     .testTarget(name: "ClipRegistryTests", dependencies: ["ClipRegistry", "ClipOCI"], swiftSettings: strict),
+    .testTarget(name: "ClipRuntimeTests", dependencies: ["ClipRuntime", "ClipOCI"], swiftSettings: strict),
     .testTarget(
       name: "ClipStoreTests", dependencies: ["ClipStore", "ClipRegistry", "ClipOCI", "ClipTestSupport"],
       swiftSettings: strict),
