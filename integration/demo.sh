@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job on a default that needs nothing outside this machine: build a Debian image (debootstrap from
 # Debian's mirror, else a busybox image), serve it from a local registry, index it straight from the registry in one
-# streaming pass, publish the index beside the image, mount it lazily and run a program from it — then show how
-# little of the image was fetched.
+# streaming pass, publish the index beside the image, and run a container on it with runc through the clip hook —
+# then show what the hook did and how little of the image was fetched.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,9 +14,9 @@ export CLIP_TEST_WORK=${CLIP_TEST_WORK:-/tmp/clip-test}
 . "$here/registry/lib.sh"
 
 work=$(mktemp -d /tmp/clip-demo.XXXXXX)
-mnt=$work/mnt
 cleanup() {
-  "$CLIP" umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+  runc --root "$work/runc" delete -f clip-demo >/dev/null 2>&1 || true
+  "$CLIP" gc --root "$work/clip" --force >/dev/null 2>&1 || true
   registry_stop_all
   rm -rf "$work"
 }
@@ -38,20 +38,29 @@ registry_push "$layout:latest" "$REGISTRY_DEMO/$image:latest" >/dev/null
 ref="docker://$REGISTRY_DEMO/$image:latest"
 echo "$ref"
 
-step "clip index $ref --push   (one streaming pass, index published beside the image)"
+step "clip index $ref --push   (one streaming pass; the index is published beside the image)"
 /usr/bin/time -f "indexed in %e s, peak RSS %M KB" "$CLIP" index "$ref" -o "$work/image.clip" --push --ignore-published
 "$CLIP" inspect "$work/image.clip" | tail -4
 
-step "clip mount $ref   (the published index is found; no layer is downloaded)"
-mkdir -p "$mnt"
-"$CLIP" mount "$ref" "$mnt" --cache "$work/cache"
-ls "$mnt"
+step "clip bundle $ref $work/bundle   (runc spec defaults + the image's config + the clip hooks)"
+"$CLIP" bundle "$ref" "$work/bundle" --root "$work/clip" --keep-warm 0 -- \
+  sh -c 'head -n2 /etc/os-release; id; echo "written in the container" > /tmp/note && cat /tmp/note; ls /usr/bin | wc -l'
+jq -c '.hooks.createRuntime[0].args, .annotations' "$work/bundle/config.json"
 
-step "run programs from the lazily mounted image"
-chroot "$mnt" /bin/sh -c 'cat /etc/os-release | head -2; ls /usr/bin | wc -l | sed "s/^/programs in \/usr\/bin: /"'
+step "runc run   (the createRuntime hook mounts the image lazily; poststop cleans up)"
+from=$(wc -l <"$REGISTRY_DEMO_LOG")
+start=$(date +%s.%N)
+runc --root "$work/runc" run -b "$work/bundle" clip-demo
+awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "container ran and exited in %.2f s\n", b - a }'
 
-step "what was fetched"
-"$CLIP" stats "$mnt"
+step "what the hook did ($work/clip/hook.log)"
+sed 's/^[^ ]* \[[0-9]*\] //' "$work/clip/hook.log"
+
+step "what was fetched from the registry for the run"
 size=$(jq '[.layers[].compressedSize] | add' <("$CLIP" inspect "$work/image.clip" --json))
-fetched=$(jq .bytesFetched <("$CLIP" stats "$mnt" --json))
+reads=$(python3 "$here/registry/blob-reads.py" "$REGISTRY_DEMO_LOG" --from-line "$from" | tail -n1)
+echo "$reads"
+fetched=$(sed -n 's/.* \([0-9]*\) blob bytes.*/\1/p' <<<"$reads")
 awk -v f="$fetched" -v s="$size" 'BEGIN { printf "fetched %.1f MB of a %.1f MB image (%.1f%%)\n", f/1e6, s/1e6, 100*f/s }'
+left=$(grep -c " $work/" /proc/self/mountinfo || true)
+echo "mounts left behind: $left; containers left: $(ls "$work/clip/containers" | wc -l)"
