@@ -45,8 +45,8 @@ struct SharedImages {
       let started = Date()
       let index = try ClipError.inContext(request.reference) { try indexer.index(source, image: image) }
       try File.writeAtomically(path, IndexFormat.encode(index))
-      log(
-        "indexed \(request.reference) (\(image.manifestDigest)) in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+      let elapsed = Int(Date().timeIntervalSince(started) * 1000)
+      log("index of \(request.reference) (\(image.manifestDigest)) kept in \(path) after \(elapsed) ms")
     }
     return (key, path)
   }
