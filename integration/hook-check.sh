@@ -18,6 +18,11 @@
 #                image mounts it afresh and runs
 #   failures     annotation naming a missing image, a malformed reference, an unreachable registry: the
 #                container does not start, the runtime shows one `clip hook: container ID: ...` line
+#   first-use    a hook root with no index: the hook indexes the image on first use and keeps the index (the next
+#                container finds it); with an index published beside the image (`clip index --push`), a fresh
+#                root uses that one instead of indexing
+#   keep-warm    --keep-warm 2 with create/start/delete (the daemon is adopted by init): the image stays mounted
+#                after the container is deleted, then goes by itself within a few seconds
 #   gc           a container whose runtime state is wiped (as after a crash): `clip gc` removes its overlay,
 #                folders and the image mount
 # After every container: no mount under the clip root or the bundle, no clip daemon of that root, no container
@@ -29,7 +34,7 @@ CLIP=${CLIP:-$INTEG/../.build/debug/clip}
 . "$INTEG/lib.sh"
 . "$INTEG/registry/lib.sh"
 
-ALL_TESTS=(basic nonroot readonly bindmount concurrent kill delete-force daemon-kill failures gc)
+ALL_TESTS=(basic nonroot readonly bindmount concurrent kill delete-force daemon-kill failures first-use keep-warm gc)
 RUNTIMES=(${CLIP_HOOK_RUNTIMES:-runc crun})
 CALL_TIMEOUT=120
 
@@ -287,6 +292,58 @@ t_failures() {
     expect_failure "$r" missing "docker://$REGISTRY_HOOK/no-such-image:latest" 'not found|unknown|404'
     expect_failure "$r" malformed "docker://$REGISTRY_HOOK/UPPER CASE!!" 'reference|invalid|malformed'
     expect_failure "$r" unreachable "docker://127.0.0.1:9/debian:bookworm" 'refused|connect|unavailable'
+}
+
+# rooted BUNDLE ROOT: point the bundle's hooks at another state root
+rooted() { edit "$1" ".hooks[][].args |= (. as \$a | [range(length)] | map(if . > 0 and \$a[. - 1] == \"--root\" then \"$2\" else \$a[.] end))"; }
+
+t_first_use() {
+    local r=$1 b out fresh=$tmpd/fresh-$r published=$tmpd/published-$r
+    b=$(bundle firstuse -- head -n1 /etc/os-release) || { fail "$r first-use: $b"; return; }
+    rooted "$b" "$fresh"
+    if out=$(rt "$r" run -b "$b" "first-$r" 2>"$tmpd/err") && grep -q '^PRETTY_NAME=' <<<"$out" &&
+        grep -q 'index of .* kept in' "$fresh/hook.log" && [ -n "$(ls "$fresh"/indexes/*.clip 2>/dev/null)" ]; then
+        pass "$r first-use: the hook indexed the image on first use and kept the index"
+    else
+        fail "$r first-use: $(head -c 300 "$tmpd/err" | tr '\n' '|') $(grep -v 'ready in\|cleaned' "$fresh/hook.log" 2>/dev/null | tail -n3 | tr '\n' '|')"
+    fi
+    if rt "$r" run -b "$b" "first2-$r" >/dev/null 2>&1 && [ "$(grep -c 'index of .* kept in' "$fresh/hook.log")" -eq 1 ]; then
+        pass "$r first-use: the next container uses the kept index"
+    else
+        fail "$r first-use: the second container indexed again or failed"
+    fi
+    "$CLIP" gc --root "$fresh" --force >/dev/null 2>&1 || true
+    rooted "$b" "$published"
+    if ! "$CLIP" index "$IMAGE" -o "$tmpd/pushed.clip" --push --ignore-published >/dev/null 2>"$tmpd/err"; then
+        fail "$r first-use: clip index --push failed: $(head -c 300 "$tmpd/err")"
+    elif out=$(rt "$r" run -b "$b" "pub-$r" 2>"$tmpd/err") && grep -q '^PRETTY_NAME=' <<<"$out" &&
+        grep -q 'using the index published' "$published/hook.log"; then
+        pass "$r first-use: a fresh root uses the index published beside the image"
+    else
+        fail "$r first-use: published index not used: $(grep -v 'ready in\|cleaned' "$published/hook.log" 2>/dev/null | tail -n3 | tr '\n' '|')"
+    fi
+    "$CLIP" gc --root "$published" --force >/dev/null 2>&1 || true
+    rooted "$b" "$ROOT"
+    assert_clean "$r first-use" "$b"
+}
+
+t_keep_warm() {
+    local r=$1 b mounted=0 gone=0
+    b=$(bundle keepwarm -- true) || { fail "$r keep-warm: $b"; return; }
+    edit "$b" '(.hooks[][].args) |= map(if . == "0" then "2" else . end)'
+    if rt "$r" create -b "$b" "warm-$r" </dev/null >/dev/null 2>"$tmpd/err" && rt "$r" start "warm-$r" &&
+        sleep 0.5 && rt "$r" delete "warm-$r"; then
+        [ -n "$(grep " $ROOT/images/.*fuse.clip" /proc/self/mountinfo)" ] && mounted=1
+        for _ in $(seq 80); do [ -z "$(daemons)" ] && { gone=1; break; }; sleep 0.1; done
+        if [ "$mounted" = 1 ] && [ "$gone" = 1 ]; then
+            pass "$r keep-warm: the image stayed mounted after delete, then went by itself"
+        else
+            fail "$r keep-warm: mounted after delete: $mounted, gone within 8 s: $gone"
+        fi
+    else
+        fail "$r keep-warm: create/start/delete failed: $(head -c 300 "$tmpd/err" | tr '\n' '|')"
+    fi
+    assert_clean "$r keep-warm" "$b"
 }
 
 t_gc() {

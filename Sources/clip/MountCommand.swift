@@ -111,16 +111,20 @@ struct MountCommand: ParsableCommand {
     }
     log("mounted \(index(service)) on \(mountpoint)")
     if let readyFd { Daemon.report("ready", on: readyFd) }
+    // The lease's release ends the FUSE loop when the unmount is clean: then wait for it to finish its bookkeeping.
+    let released = DispatchSemaphore(value: 0)
     if let leaseRoot, let leaseImage {
       let lease = try ImageLease(root: leaseRoot, key: leaseImage, keepWarm: keepWarm, log: log)
       let thread = Thread {
         lease.waitForRelease()
+        released.signal()
         service.finishAbruptly()
       }
       thread.name = "clip-lease"
       thread.start()
     }
     let result = service.serve()
+    if leaseImage != nil { _ = released.wait(timeout: .now() + 5) }
     log("unmounted \(mountpoint)")
     if result < 0 { throw ExitCode(1) }
   }
