@@ -20,10 +20,11 @@ let package = Package(
     .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
     .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+    .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
     // Our own tiny C wrappers for what Swift cannot call (macros, variadics).
     .target(name: "CClipShims", dependencies: ["CZlib", "CCurl"]),
 
-    .target(name: "ClipCore", dependencies: ["CCrypto", "CClipShims"], swiftSettings: strict),
+    .target(name: "ClipCore", dependencies: ["CCrypto", "CClipShims", "CSeccomp"], swiftSettings: strict),
     .target(name: "ClipOCI", dependencies: ["ClipCore"], swiftSettings: strict),
     .target(
       name: "ClipArchive", dependencies: ["ClipCore", "ClipOCI", "CZlib", "CZstd", "CIsal", "CClipShims"],

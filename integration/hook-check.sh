@@ -247,6 +247,11 @@ t_daemon_kill() {
     b=$(bundle dkill -- sleep 1000) || { fail "$r daemon-kill: $b"; return; }
     if start_detached "$r" "dkill-$r" "$b"; then
         pid=$(cat "$ROOT"/images/*/pid 2>/dev/null | head -n1)
+        if [ -n "$pid" ] && grep -qP '^Seccomp:\t2' "/proc/$pid/status" && grep -q '^NoNewPrivs:\s*1' "/proc/$pid/status"; then
+            pass "$r daemon-kill: the image daemon runs confined (seccomp filter, no_new_privs)"
+        else
+            fail "$r daemon-kill: the image daemon is not confined: $(grep -E 'Seccomp|NoNewPrivs' "/proc/$pid/status" 2>/dev/null | tr '\n' ' ')"
+        fi
         if [ -n "$pid" ] && kill -9 "$pid"; then
             rt "$r" kill "dkill-$r" KILL || true
             for _ in $(seq 50); do rt "$r" state "dkill-$r" 2>/dev/null | grep -q '"stopped"' && break; sleep 0.1; done

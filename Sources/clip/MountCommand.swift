@@ -109,6 +109,15 @@ struct MountCommand: ParsableCommand {
       if let readyFd { Daemon.report("\(error)", on: readyFd) }
       throw error
     }
+    // From here on the daemon parses registry bytes: confine it (specs/mount.md).
+    do {
+      try Confinement.apply()
+    } catch {
+      log("cannot confine the daemon: \(error)")
+      umount2(mountpoint, Int32(MNT_DETACH))
+      if let readyFd { Daemon.report("\(error)", on: readyFd) }
+      throw error
+    }
     log("mounted \(index(service)) on \(mountpoint)")
     if let readyFd { Daemon.report("ready", on: readyFd) }
     // The lease's release ends the FUSE loop when the unmount is clean: then wait for it to finish its bookkeeping.
