@@ -4,7 +4,7 @@ SWIFT ?= swift
 CLIP_TEST_WORK ?= /tmp/clip-test
 export CLIP_TEST_WORK
 
-.PHONY: all deps build release test unit integration check fmt bench bench-index bench-registry bench-mount demo clean
+.PHONY: all deps build release test unit integration check fmt protos bench bench-index bench-registry bench-mount bench-coldstart demo clean
 
 all: build
 
@@ -29,6 +29,11 @@ integration: build
 	CLIP=$(CURDIR)/.build/debug/clip integration/registry-check.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/mount-check.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/hook-check.sh
+	CLIP=$(CURDIR)/.build/debug/clip integration/snapshotter/conformance.sh
+
+## Regenerate Sources/ClipSnapshotter/Generated from Debian's containerd .proto files (committed; not needed to build).
+protos: deps
+	integration/protos/generate.sh
 
 ## Lint with the same configuration `make fmt` formats with.
 check:
@@ -37,7 +42,7 @@ check:
 fmt:
 	$(SWIFT) format --in-place --configuration .swift-format --recursive Sources Tests Package.swift
 
-bench: bench-index bench-registry bench-mount
+bench: bench-index bench-registry bench-mount bench-coldstart
 
 bench-index: release
 	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-index.sh
@@ -47,6 +52,9 @@ bench-registry: release
 
 bench-mount: release
 	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-mount.sh
+
+bench-coldstart: release
+	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-coldstart.sh
 
 ## The main job on a default that needs nothing outside this machine.
 demo: release

@@ -10,7 +10,11 @@ let package = Package(
     .executable(name: "clip", targets: ["clip"])
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    .package(url: "https://github.com/grpc/grpc-swift-2", exact: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf", exact: "2.4.1"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", exact: "2.9.2"),
   ],
   targets: [
     // System libraries: a module map and one shim header each.
@@ -45,12 +49,24 @@ let package = Package(
     .target(
       name: "ClipRuntime", dependencies: ["ClipCore", "ClipOCI", "ClipIndex", "ClipRegistry", "ClipStore"],
       swiftSettings: strict),
+    // containerd's snapshots API; Generated/ is `make protos` output.
+    .target(
+      name: "ClipSnapshotter",
+      dependencies: [
+        "ClipCore",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: strict),
     .executableTarget(
       name: "clip",
       dependencies: [
         "CClipShims", "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore", "ClipFUSE",
-        "ClipRuntime",
+        "ClipRuntime", "ClipSnapshotter",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
       ],
       swiftSettings: strict),
 
@@ -62,6 +78,7 @@ let package = Package(
     .testTarget(
       name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive", "ClipTestSupport"], swiftSettings: strict),
     .testTarget(name: "ClipRegistryTests", dependencies: ["ClipRegistry", "ClipOCI"], swiftSettings: strict),
+    .testTarget(name: "ClipSnapshotterTests", dependencies: ["ClipSnapshotter", "ClipCore"], swiftSettings: strict),
     .testTarget(name: "ClipRuntimeTests", dependencies: ["ClipRuntime", "ClipOCI"], swiftSettings: strict),
     .testTarget(
       name: "ClipStoreTests", dependencies: ["ClipStore", "ClipRegistry", "ClipOCI", "ClipTestSupport"],

@@ -11,6 +11,8 @@ packages=(
   docker-registry apache2-utils openssl iproute2 curl
   # OCI runtimes the hook is checked with (hook-check.sh), and containerd for the comparisons
   runc crun containerd
+  # the snapshotter: containerd's conformance suite (Go, built offline from Debian's sources); `make protos`
+  golang-go golang-github-containerd-containerd-dev protobuf-compiler
 )
 
 missing=()

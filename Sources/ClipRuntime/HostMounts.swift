@@ -39,40 +39,8 @@ enum HostMounts {
     }
   }
 
-  /// Removes `path` and everything below it without crossing into another file system (a mount left below is
-  /// reported, never emptied). A missing path is fine.
-  static func removeTree(_ path: String) throws {
-    var top = stat()
-    guard lstat(path, &top) == 0 else {
-      if errno == ENOENT { return }
-      throw ClipError.system("stat", path)
-    }
-    try remove(path, device: top.st_dev, attributes: top)
-  }
-
-  private static func remove(_ path: String, device: dev_t, attributes: stat) throws {
-    if attributes.st_dev != device { throw ClipError(.system, "\(path) is a mountpoint: not removed") }
-    guard attributes.st_mode & S_IFMT == S_IFDIR else {
-      guard unlink(path) == 0 || errno == ENOENT else { throw ClipError.system("unlink", path) }
-      return
-    }
-    guard let directory = opendir(path) else { throw ClipError.system("opendir", path) }
-    var names: [String] = []
-    while let entry = readdir(directory) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-      }
-      if name != "." && name != ".." { names.append(name) }
-    }
-    closedir(directory)
-    for name in names {
-      let child = path + "/" + name
-      var childAttributes = stat()
-      guard lstat(child, &childAttributes) == 0 else { continue }
-      try remove(child, device: device, attributes: childAttributes)
-    }
-    guard rmdir(path) == 0 || errno == ENOENT else { throw ClipError.system("rmdir", path) }
-  }
+  /// Removes `path` and everything below it without crossing into another file system.
+  static func removeTree(_ path: String) throws { try FileTree.remove(path) }
 
   /// The start time of process `pid` in clock ticks since boot (field 22 of /proc/PID/stat), nil if it is gone or a
   /// zombie: with the pid, it names one process for good.

@@ -6,20 +6,22 @@ import ArgumentParser
 
 /// `clip`: start containers from OCI images before they are downloaded.
 @main
-struct Clip: ParsableCommand {
+struct Clip: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Index OCI images and read them lazily, before they are downloaded.",
     subcommands: [
       IndexCommand.self, InspectCommand.self, ListCommand.self, CatCommand.self, ExtractCommand.self, MountCommand.self,
       UmountCommand.self, StatsCommand.self, BundleCommand.self, HookCommand.self, GCCommand.self,
+      SnapshotterCommand.self,
     ])
 
-  static func main() {
+  static func main() async {
     // A write to a closed pipe (a consumer that stopped reading a blob stream) must be an error, not a kill.
     signal(SIGPIPE, SIG_IGN)
-    // The hook's attach step must enter a mount namespace while this process is still single-threaded.
+    // The hook's attach step must enter a mount namespace while this process is still single-threaded: before the
+    // first suspension of the main task, no other thread has been started.
     let arguments = CommandLine.arguments
     if arguments.count > 1 && arguments[1] == AttachHelper.command { AttachHelper.main(Array(arguments.dropFirst())) }
-    main(nil)
+    await main(nil)
   }
 }
