@@ -30,6 +30,7 @@ integration: build
 	CLIP=$(CURDIR)/.build/debug/clip integration/mount-check.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/hook-check.sh
 	CLIP=$(CURDIR)/.build/debug/clip integration/snapshotter/conformance.sh
+	CLIP=$(CURDIR)/.build/debug/clip integration/snapshotter/containerd-check.sh
 
 ## Regenerate Sources/ClipSnapshotter/Generated from Debian's containerd .proto files (committed; not needed to build).
 protos: deps

@@ -18,6 +18,7 @@ public final class Snapshotter: Sendable {
   /// The root folder.
   public let root: String
   private let state: Mutex<Database>
+  private let log: @Sendable (String) -> Void
 
   struct Record: Codable, Sendable {
     var id: UInt64
@@ -30,9 +31,11 @@ public final class Snapshotter: Sendable {
     var snapshots: [String: Record] = [:]
   }
 
-  /// Opens (creating) the snapshotter at `root`, finding every snapshot a previous run recorded.
-  public init(root: String) throws {
+  /// Opens (creating) the snapshotter at `root`, finding every snapshot a previous run recorded. `log` hears of
+  /// folders that could not be removed (Cleanup retries them).
+  public init(root: String, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
     self.root = root
+    self.log = log
     try FileManager.default.createDirectory(atPath: root + "/snapshots", withIntermediateDirectories: true)
     var database = Database()
     if let bytes = try? File.readAll(root + "/metadata.json") {
@@ -88,7 +91,7 @@ public final class Snapshotter: Sendable {
       changed.snapshots[name] = record
       try save(changed)
       database = changed
-      try? FileTree.remove(folder(record.id) + "/work")
+      discard(folder(record.id) + "/work")
     }
   }
 
@@ -104,7 +107,7 @@ public final class Snapshotter: Sendable {
       changed.snapshots[key] = nil
       try save(changed)
       database = changed
-      try? FileTree.remove(folder(record.id))
+      discard(folder(record.id))
     }
   }
 
@@ -246,6 +249,15 @@ public final class Snapshotter: Sendable {
   }
 
   private func folder(_ id: UInt64) -> String { "\(root)/snapshots/\(id)" }
+
+  /// Removes a folder the metadata no longer needs; a failure is logged and left to Cleanup.
+  private func discard(_ path: String) {
+    do {
+      try FileTree.remove(path)
+    } catch {
+      log("cannot remove \(path) (Cleanup will retry): \(error)")
+    }
+  }
 
   private func save(_ database: Database) throws {
     let encoder = JSONEncoder()

@@ -20,7 +20,9 @@ struct SnapshotterCommand: AsyncParsableCommand {
   func run() async throws {
     let snapshotter: Snapshotter
     do {
-      snapshotter = try Snapshotter(root: root)
+      snapshotter = try Snapshotter(root: root) { message in
+        FileHandle.standardError.write(Data("\(utcTimestamp()) clip snapshotter: \(message)\n".utf8))
+      }
       try FileManager.default.createDirectory(
         atPath: (address as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
       unlink(address)

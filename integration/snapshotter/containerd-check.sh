@@ -1,0 +1,129 @@
+#!/bin/bash
+# containerd with `clip snapshotter` as a proxy snapshotter plugin: a private containerd (its own root, state,
+# sockets and config; shims keep their sockets under /run/containerd, as containerd 1.6 always does), the loopback
+# registry with the Debian image, and `clip snapshotter`.
+#
+#   integration/snapshotter/containerd-check.sh
+#
+# Checks: `ctr image pull --snapshotter clip` unpacks the image through clip's snapshots and `ctr run --snapshotter
+# clip` runs a container on them (Debian's os-release, a write); a restart of `clip snapshotter` finds every
+# snapshot again (ctr snapshots ls before and after); `ctr image rm` plus containerd's garbage collection removes
+# the snapshots, and no mount is left under clip's root.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+INTEG=$(cd "$here/.." && pwd)
+CLIP=${CLIP:-$INTEG/../.build/debug/clip}
+. "$INTEG/lib.sh"
+. "$INTEG/registry/lib.sh"
+need_clip
+CLIP=$(realpath "$CLIP")
+[ "$(id -u)" -eq 0 ] || { echo "error: containerd-check needs root" >&2; exit 2; }
+for tool in containerd ctr docker-registry skopeo; do
+    command -v "$tool" >/dev/null || { echo "error: $tool not installed (integration/deps.sh)" >&2; exit 2; }
+done
+if [ -z "${CLIP_CTRCHECK_NS:-}" ]; then
+    export CLIP_CTRCHECK_NS=1 CLIP
+    exec unshare --mount --propagation private "$0" "$@"
+fi
+# crun/runc under containerd's shim: the same hugetlb workaround as hook-check (this mount namespace only).
+if [ -d /sys/fs/cgroup/unified ] && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo; then
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null || true
+fi
+
+w=$(realpath "$(mktemp -d "${WORK:-/tmp}/.ctrcheck.XXXXXX")")
+NS=clipcheck
+ctr_() { timeout 300 ctr -a "$w/containerd.sock" -n "$NS" "$@"; }
+snap_pid=""
+ctrd_pid=""
+start_snapshotter() {
+    rm -f "$w/clip.sock"
+    "$CLIP" snapshotter --address "$w/clip.sock" --root "$w/clip" >>"$w/snapshotter.log" 2>&1 &
+    snap_pid=$!
+    for _ in $(seq 100); do [ -S "$w/clip.sock" ] && return 0; sleep 0.1; done
+    echo "clip snapshotter did not start: $(tail -c 300 "$w/snapshotter.log")"
+    return 1
+}
+cleanup() {
+    ctr_ tasks kill -s KILL ctrcheck >/dev/null 2>&1 || true
+    ctr_ containers rm ctrcheck >/dev/null 2>&1 || true
+    [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null || true
+    [ -n "$snap_pid" ] && kill "$snap_pid" 2>/dev/null && wait "$snap_pid" 2>/dev/null || true
+    { grep -E " $w/" /proc/self/mountinfo || true; } | awk '{ print $5 }' | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    registry_stop_all
+    cp "$w/snapshotter.log" "$WORK/containerd-check-snapshotter.log" 2>/dev/null || true
+    rm -rf "$w"
+}
+trap cleanup EXIT
+
+ensure_image debian || { echo "error: the Debian image is not available" >&2; exit 1; }
+registry_start ctrcheck
+registry_push "$IMG/debian:latest" "$REGISTRY_CTRCHECK/debian:bookworm" >/dev/null
+IMAGE=$REGISTRY_CTRCHECK/debian:bookworm
+
+cat >"$w/config.toml" <<TOML
+version = 2
+root = "$w/root"
+state = "$w/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$w/containerd.sock"
+[ttrpc]
+  address = "$w/containerd.sock.ttrpc"
+[debug]
+  address = "$w/debug.sock"
+[proxy_plugins.clip]
+  type = "snapshot"
+  address = "$w/clip.sock"
+TOML
+start_snapshotter
+containerd --config "$w/config.toml" >"$w/containerd.log" 2>&1 &
+ctrd_pid=$!
+for _ in $(seq 100); do ctr_ version >/dev/null 2>&1 && break; sleep 0.1; done
+ctr_ plugins ls 2>/dev/null | grep -qE 'io.containerd.snapshotter.v1 +clip .* ok' &&
+    pass "containerd loaded the clip proxy snapshotter" || fail "containerd did not load clip: $(ctr_ plugins ls 2>&1 | grep clip)"
+
+if ctr_ image pull --plain-http --snapshotter clip "$IMAGE" >"$w/pull.log" 2>&1; then
+    pass "ctr image pull --snapshotter clip"
+else
+    fail "ctr image pull --snapshotter clip: $(tail -c 400 "$w/pull.log" | tr '\n' '|')"
+fi
+if out=$(ctr_ run --rm --snapshotter clip "$IMAGE" ctrcheck sh -c 'head -n1 /etc/os-release; echo hi > /tmp/x && cat /tmp/x' 2>"$w/run.err") &&
+    grep -q '^PRETTY_NAME="Debian GNU/Linux 12' <<<"$out" && [ "$(tail -n1 <<<"$out")" = hi ]; then
+    pass "ctr run --snapshotter clip: Debian's os-release and a write"
+else
+    fail "ctr run --snapshotter clip: $(head -c 300 "$w/run.err" | tr '\n' '|') out: $(tr '\n' '|' <<<"${out:-}")"
+fi
+
+before=$(ctr_ snapshots --snapshotter clip ls | sort || true)
+kill "$snap_pid"; wait "$snap_pid" 2>/dev/null || true
+start_snapshotter
+# containerd reconnects to a restarted proxy after its gRPC backoff (about a second)
+for _ in $(seq 50); do
+    after=$(ctr_ snapshots --snapshotter clip ls 2>/dev/null | sort) && break
+    sleep 0.2
+done
+if [ -n "$before" ] && [ "$before" = "$after" ]; then
+    pass "a restarted clip snapshotter finds every snapshot ($(grep -c . <<<"$before") lines of ctr snapshots ls)"
+else
+    fail "snapshots before/after restart differ: $(tr '\n' '|' <<<"$before") vs $(tr '\n' '|' <<<"$after")"
+fi
+
+ctr_ image rm --sync "$IMAGE" >/dev/null 2>&1 || ctr_ image rm "$IMAGE" >/dev/null 2>&1 || true
+left=""
+for _ in $(seq 50); do
+    left=$(ctr_ snapshots --snapshotter clip ls | tail -n +2 || true)
+    [ -z "$left" ] && break
+    sleep 0.2
+done
+mounts=$(grep -c " $w/clip" /proc/self/mountinfo || true)
+dirs=$(ls "$w/clip/snapshots" 2>/dev/null | wc -l)
+if [ -z "$left" ] && [ "$mounts" -eq 0 ] && [ "$dirs" -eq 0 ]; then
+    pass "ctr image rm: containerd's gc removed every clip snapshot, no mount or folder left"
+else
+    fail "after ctr image rm: snapshots $(tr '\n' '|' <<<"$left"), mounts $mounts, folders $dirs: $(cd "$w/clip/snapshots" && find . -maxdepth 3 | head -5 | tr '\n' ' ')"
+fi
+
+echo "containerd-check: $NPASS passed, $NFAIL failed, $NSKIP skipped"
+[ "$NFAIL" -eq 0 ]
