@@ -44,7 +44,7 @@ _stamp() {
 }
 
 # ensure_image NAME -> builds $IMG/NAME (and friends) if missing or stale.
-# Returns 0 when available, 77 when not available (debian without mirror).
+# Returns 0 when available, 77 when not available (debian, debian-python without mirror).
 ensure_image() {
     local name=$1 stamp builder rc=0
     mkdir -p "$IMG"
@@ -52,6 +52,7 @@ ensure_image() {
     synthetic|synthetic-gzip) name=synthetic; builder=$IMAGES_SRC/synthetic.py ;;
     busybox) builder=$IMAGES_SRC/busybox.sh ;;
     debian)  builder=$IMAGES_SRC/debian.sh ;;
+    debian-python) builder=$IMAGES_SRC/debian-python.sh ;;
     large)   builder=$IMAGES_SRC/large.py ;;
     bad)     builder=$IMAGES_SRC/bad.py ;;
     *) echo "ensure_image: unknown image $name" >&2; return 2 ;;
