@@ -51,6 +51,7 @@ public struct ContainerRoots: Sendable {
     let readonly = config.root?.readonly ?? false
     let started = Date()
     let (key, index) = try images.prepareIndex(request)
+    let indexed = Date()
 
     var record = ContainerRecord(
       id: id, pid: pid, startTime: HostMounts.startTime(of: pid), rootfs: rootfs,
@@ -68,6 +69,7 @@ public struct ContainerRoots: Sendable {
       try record.save(layout)
       return root
     }
+    let mounted = Date()
     do {
       try place(imageRoot: imageRoot, record: &record, readonly: readonly)
     } catch {
@@ -75,8 +77,12 @@ public struct ContainerRoots: Sendable {
       try? teardown(id)
       throw error
     }
-    let elapsed = Int(Date().timeIntervalSince(started) * 1000)
-    log("container \(id): root filesystem ready in \(elapsed) ms (image \(key.prefix(12)), rootfs \(rootfs))")
+    let milliseconds = { (from: Date, to: Date) in Int(to.timeIntervalSince(from) * 1000) }
+    let now = Date()
+    log(
+      "container \(id): root filesystem ready in \(milliseconds(started, now)) ms (index \(milliseconds(started, indexed)) ms, "
+        + "image mount \(milliseconds(indexed, mounted)) ms, overlay and attach \(milliseconds(mounted, now)) ms; "
+        + "image \(key.prefix(12)), rootfs \(rootfs))")
     return true
   }
 

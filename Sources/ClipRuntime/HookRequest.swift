@@ -20,6 +20,8 @@ public enum Annotation {
   public static let plainHTTP = "org.clip.plain-http"
   /// Seconds to keep the image mounted after its last container goes.
   public static let keepWarm = "org.clip.keep-warm"
+  /// `missing` (default): a reference indexed before is not resolved again; `always`: resolve it at every start.
+  public static let pull = "org.clip.pull"
 }
 
 /// What a container asks of clip, read from its annotations.
@@ -40,6 +42,8 @@ public struct ImageRequest: Sendable, Equatable {
   public var plainHTTP: Bool
   /// Seconds to keep the image mounted once unused; nil for the hook's default.
   public var keepWarm: Int?
+  /// Resolve the reference at the registry at every start, even when it was indexed before.
+  public var pullAlways: Bool
 
   /// Reads the request from `annotations`; nil when they do not name an image (the container is not clip's).
   public init?(annotations: [String: String]) throws {
@@ -63,6 +67,12 @@ public struct ImageRequest: Sendable, Equatable {
     case "true": plainHTTP = true
     case let other?:
       throw ClipError(.invalidArgument, "annotation \(Annotation.plainHTTP): '\(other)' is neither true nor false")
+    }
+    switch annotations[Annotation.pull] {
+    case nil, "missing": pullAlways = false
+    case "always": pullAlways = true
+    case let other?:
+      throw ClipError(.invalidArgument, "annotation \(Annotation.pull): '\(other)' is neither missing nor always")
     }
     keepWarm = try annotations[Annotation.keepWarm].map { text in
       guard let seconds = Int(text), seconds >= 0 else {

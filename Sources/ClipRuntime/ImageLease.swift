@@ -9,14 +9,17 @@ import Foundation
 /// none runs any more and the keep-warm time has passed.
 ///
 /// This is what ends a daemon's life, rather than the poststop hook alone, because some runtimes wait for every
-/// process descended from them before they run poststop (`crun run` reaps until no child is left, and a daemon a
-/// hook started is adopted by it). For the same reason a daemon adopted by anything but init does not linger past its
-/// last container: its adopter may be waiting for it.
+/// process descended from them before they run poststop: `crun run` reaps until no child is left, and a daemon a
+/// hook started is adopted by it. For the same reason a daemon adopted by such a runtime does not linger past its
+/// last container (`runtimesWaitingForDescendants`).
 public struct ImageLease: Sendable {
   private let layout: RuntimeLayout
   private let key: String
   private let keepWarm: Int
   private let log: @Sendable (String) -> Void
+
+  /// Runtimes (process names) known to wait for all their descendants before they go on.
+  public static let runtimesWaitingForDescendants: Set<String> = ["crun"]
 
   /// A lease on the image with manifest digest hex `key` under `root`.
   public init(root: String, key: String, keepWarm: Int, log: @escaping @Sendable (String) -> Void) throws {
@@ -41,7 +44,7 @@ public struct ImageLease: Sendable {
       if liveUsers().isEmpty {
         let since = idleSince ?? Date()
         idleSince = since
-        let linger = getppid() == 1 ? Double(keepWarm) : 0
+        let linger = Self.adoptedByWaitingRuntime() ? 0 : Double(keepWarm)
         guard Date().timeIntervalSince(since) >= linger else { continue }
         if (try? FileLock.holding(layout.stateLock, { releaseLocked() })) == true { return }
       } else {
@@ -59,6 +62,13 @@ public struct ImageLease: Sendable {
     if SharedImages.users(layout, key).isEmpty { try? HostMounts.removeTree(layout.image(key)) }
     log("released: no container uses the image\(clean ? "" : " (the mount was busy: detached)")")
     return true
+  }
+
+  /// Whether this process's parent is a runtime that waits for it.
+  private static func adoptedByWaitingRuntime() -> Bool {
+    guard let name = try? File.readAll("/proc/\(getppid())/comm") else { return false }
+    let text = String(decoding: name, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return runtimesWaitingForDescendants.contains(text)
   }
 
   /// Users whose container still runs.

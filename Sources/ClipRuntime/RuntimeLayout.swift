@@ -6,6 +6,7 @@ import Foundation
 ///     cache/                   span cache shared by every mount
 ///     layers/                  layer indexes, keyed by layer digest
 ///     indexes/KEY.clip         image indexes, keyed by manifest digest (KEY = its hex)
+///     references/HASH          the KEY a reference (and platform) resolved to, HASH = sha256 hex of both
 ///     images/KEY/root          the image's shared read-only FUSE mount
 ///     images/KEY/users/ID      one file per container using it
 ///     images/KEY/idle          touched when its last container went
@@ -22,7 +23,7 @@ public struct RuntimeLayout: Sendable {
     guard let resolved = realpath(root, nil) else { throw ClipError.system("realpath", root) }
     self.root = String(cString: resolved)
     free(resolved)
-    for folder in [cache, layers, indexes, images, containers] {
+    for folder in [cache, layers, indexes, references, images, containers] {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     }
   }
@@ -33,6 +34,8 @@ public struct RuntimeLayout: Sendable {
   public var layers: String { root + "/layers" }
   /// Image indexes.
   public var indexes: String { root + "/indexes" }
+  /// What references resolved to.
+  public var references: String { root + "/references" }
   /// Shared image mounts.
   public var images: String { root + "/images" }
   /// Per-container state.

@@ -18,8 +18,9 @@ struct SharedImages {
 
   private var layout: RuntimeLayout { settings.layout }
 
-  /// Finds the image's index (the annotation's file, the index cache, a published index) or makes one, keeping it in
-  /// the index cache. Returns the image key (manifest digest hex) and the index path. Talks to the registry; call it
+  /// Finds the image's index (the annotation's file, the index cache — without asking the registry when the reference
+  /// was resolved before, unless `org.clip.pull` is `always` —, a published index) or makes one, keeping it in the
+  /// index cache. Returns the image key (manifest digest hex) and the index path. Talks to the registry; call it
   /// without holding the state lock.
   func prepareIndex(_ request: ImageRequest) throws -> (key: String, index: String) {
     if let path = request.indexPath {
@@ -30,11 +31,18 @@ struct SharedImages {
       let index = try ClipError.inContext(path) { try IndexFormat.decodeImage(bytes) }
       return (index.manifestDigest.hex, path)
     }
-    let source = try openImageSource(request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile)
     let platform = request.platform ?? .current
+    let platformName = [platform.os, platform.architecture, platform.variant ?? ""].joined(separator: "/")
+    let resolved = "\(layout.references)/\(Digest.of(Array("\(request.reference) \(platformName)".utf8)).hex)"
+    if !request.pullAlways, let bytes = try? File.readAll(resolved) {
+      let key = String(decoding: bytes, as: UTF8.self)
+      if Self.isUsable(layout.index(key)) { return (key, layout.index(key)) }
+    }
+    let source = try openImageSource(request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile)
     let image = try ClipError.inContext(request.reference) { try source.resolve(platform: platform) }
     let key = image.manifestDigest.hex
     let path = layout.index(key)
+    defer { try? File.writeAtomically(resolved, Array(key.utf8), sync: false) }
     if Self.isUsable(path) { return (key, path) }
     try FileLock.holding(path + ".lock") {
       guard !Self.isUsable(path) else { return }
@@ -51,9 +59,11 @@ struct SharedImages {
     return (key, path)
   }
 
+  /// Whether an index file is there: files in the index cache are written whole (atomically) after they were made
+  /// or checked, and the mount decodes (and checks) them again.
   private static func isUsable(_ path: String) -> Bool {
-    guard let bytes = try? File.readAll(path) else { return false }
-    return (try? IndexFormat.decodeImage(bytes)) != nil
+    var attributes = stat()
+    return stat(path, &attributes) == 0 && attributes.st_size > 0
   }
 
   /// Makes sure the image is mounted and counts `container` as a user. Call holding the state lock.
