@@ -224,11 +224,33 @@ public final class FuseServer: @unchecked Sendable {
         _ = clip_fuse_reply_fd(req, file.fd, off_t(at), length)
         return
       }
+      if replySpliced(req, pieces) { return }
       let bytes = try SpanStore.gather(pieces)
       bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
     } catch {
       log("read of /\(String(decoding: tree.path(of: tree.primaryNode[Int(number)]), as: UTF8.self)) failed: \(error)")
       reply(req, EIO)
+    }
+  }
+
+  /// Replies with pieces that all lie in cache files, spliced; false (nothing sent) if any piece is in memory.
+  private func replySpliced(_ req: fuse_req_t, _ pieces: [SpanStore.Piece]) -> Bool {
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: pieces.count) { fds in
+      withUnsafeTemporaryAllocation(of: off_t.self, capacity: pieces.count) { offsets in
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: pieces.count) { sizes in
+          for (i, piece) in pieces.enumerated() {
+            guard case .file(let file, let at, let length) = piece else { return false }
+            fds[i] = file.fd
+            offsets[i] = off_t(at)
+            sizes[i] = length
+          }
+          guard let fd = fds.baseAddress, let offset = offsets.baseAddress, let size = sizes.baseAddress else {
+            return false
+          }
+          _ = clip_fuse_reply_fds(req, fd, offset, size, pieces.count)
+          return true
+        }
+      }
     }
   }
 
