@@ -96,15 +96,27 @@ public final class FuseServer: @unchecked Sendable {
     return result
   }
 
-  /// Lets the kernel ask for up to 1 MiB per read (it follows the device's readahead). The device number comes from
-  /// /proc/self/mountinfo: a stat of the mountpoint would wait for this very server, which is not serving yet.
+  /// The most bytes one read request asks for. libfuse splices a reply only if it fits its pipe together with the
+  /// header and a few pages of slack; a pipe grows to `fs.pipe-max-size` (1 MiB by default) unless the process has
+  /// CAP_SYS_RESOURCE, so a 1 MiB request falls back to a copy through a fresh buffer. 512 KiB fits with room for a
+  /// reply that straddles two cache files.
+  static let maxRequest: UInt32 = 512 << 10
+
+  /// The readahead window: two requests in flight, so the reader's copy and ours overlap (wider windows measured
+  /// slower on two cores: more requests contend for the same CPUs).
+  static let readaheadKiB = 1024
+
+  /// Lets the kernel read ahead `readaheadKiB`. The kernel takes the smaller of the bdi's `read_ahead_kb` and the
+  /// `max_readahead` of our INIT reply, which comes later. The device number comes from /proc/self/mountinfo: a stat
+  /// of the mountpoint would wait for this very server, which is not serving yet.
   private func raiseReadahead() {
     guard let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
     let canonical = canonicalMountpoint
     for line in mounts.split(separator: "\n").reversed() {
       let fields = line.split(separator: " ")
       guard fields.count > 4, fields[4] == canonical, line.contains("fuse.clip") else { continue }
-      try? "1024".write(toFile: "/sys/class/bdi/\(fields[2])/read_ahead_kb", atomically: false, encoding: .utf8)
+      let setting = "/sys/class/bdi/\(fields[2])/read_ahead_kb"
+      try? "\(Self.readaheadKiB)".write(toFile: setting, atomically: false, encoding: .utf8)
       return
     }
   }
@@ -345,7 +357,9 @@ public final class FuseServer: @unchecked Sendable {
       | UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_PARALLEL_DIROPS) | UInt32(FUSE_CAP_ASYNC_READ)
     conn.pointee.want |= wanted & conn.pointee.capable
     conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)  // always readdirplus: one call for a whole `ls -l`
-    conn.pointee.max_readahead = 1 << 20
+    conn.pointee.max_readahead = UInt32(Self.readaheadKiB << 10)
+    // Read requests follow max_write (libfuse derives the kernel's max_pages from it); nothing is ever written.
+    conn.pointee.max_write = Self.maxRequest
   }
 }
 
