@@ -4,6 +4,7 @@ import ClipCore
 import ClipIndex
 import ClipStore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -29,6 +30,8 @@ public final class FuseServer: @unchecked Sendable {
   /// Where problems are reported (a read that fails names layer and span).
   public let log: @Sendable (String) -> Void
   private var session: OpaquePointer?
+  /// Whether the kernel takes ENOSYS from opendir as "no opendir or releasedir needed" (known at init).
+  private let opendirOptional = Atomic<Bool>(false)
   private let timeout: Double = 86_400
 
   /// Creates a server for `tree`, reading file data from `store`.
@@ -268,6 +271,10 @@ public final class FuseServer: @unchecked Sendable {
 
   func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
     guard let number = inode(ino), directoryNode(number) != nil else { return reply(req, ENOTDIR) }
+    // Nothing is kept per open directory. Where the kernel can do without opendir and releasedir (two round trips
+    // for every directory a walk visits), ENOSYS tells it to, and it then caches listings as if asked to (keep_cache,
+    // cache_readdir).
+    if opendirOptional.load(ordering: .relaxed) { return reply(req, ENOSYS) }
     fi.pointee.keep_cache = 1
     fi.pointee.cache_readdir = 1
     fuse_reply_open(req, fi)
@@ -356,6 +363,7 @@ public final class FuseServer: @unchecked Sendable {
       UInt32(FUSE_CAP_CACHE_SYMLINKS) | UInt32(FUSE_CAP_SPLICE_WRITE) | UInt32(FUSE_CAP_SPLICE_MOVE)
       | UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_PARALLEL_DIROPS) | UInt32(FUSE_CAP_ASYNC_READ)
     conn.pointee.want |= wanted & conn.pointee.capable
+    opendirOptional.store(conn.pointee.capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0, ordering: .relaxed)
     conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)  // always readdirplus: one call for a whole `ls -l`
     conn.pointee.max_readahead = UInt32(Self.readaheadKiB << 10)
     // Read requests follow max_write (libfuse derives the kernel's max_pages from it); nothing is ever written.
