@@ -1,5 +1,8 @@
 #define FUSE_USE_VERSION 312
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include <fuse_lowlevel.h>
 #include <sys/sysmacros.h>
 
@@ -29,6 +32,34 @@ static inline int clip_fuse_reply_fd(fuse_req_t req, int fd, off_t offset, size_
   buffer.buf[0].fd = fd;
   buffer.buf[0].pos = offset;
   return fuse_reply_data(req, &buffer, FUSE_BUF_SPLICE_MOVE);
+}
+
+/// Replies to a read with `count` pieces of open files, in order: `sizes[i]` bytes at `offsets[i]` of `fds[i]`, spliced
+/// by the kernel where it can (a read that straddles two cache files is not copied through memory either).
+static inline int clip_fuse_reply_fds(fuse_req_t req, const int *fds, const off_t *offsets, const size_t *sizes,
+                                      size_t count) {
+  enum { on_stack = 4 };
+  struct {
+    struct fuse_bufvec vector;
+    struct fuse_buf more[on_stack - 1];
+  } local;
+  struct fuse_bufvec *buffers = &local.vector;
+  size_t bytes = sizeof(struct fuse_bufvec) + ((count > 0 ? count : 1) - 1) * sizeof(struct fuse_buf);
+  if (count > on_stack) {
+    buffers = (struct fuse_bufvec *)malloc(bytes);
+    if (buffers == NULL) return fuse_reply_err(req, ENOMEM);
+  }
+  memset(buffers, 0, bytes);
+  buffers->count = count;
+  for (size_t i = 0; i < count; i++) {
+    buffers->buf[i].size = sizes[i];
+    buffers->buf[i].flags = (enum fuse_buf_flags)(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    buffers->buf[i].fd = fds[i];
+    buffers->buf[i].pos = offsets[i];
+  }
+  int result = fuse_reply_data(req, buffers, FUSE_BUF_SPLICE_MOVE);
+  if (count > on_stack) free(buffers);
+  return result;
 }
 
 static inline dev_t clip_fuse_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }

@@ -4,6 +4,7 @@ import ClipCore
 import ClipIndex
 import ClipStore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -29,6 +30,8 @@ public final class FuseServer: @unchecked Sendable {
   /// Where problems are reported (a read that fails names layer and span).
   public let log: @Sendable (String) -> Void
   private var session: OpaquePointer?
+  /// Whether the kernel takes ENOSYS from opendir as "no opendir or releasedir needed" (known at init).
+  private let opendirOptional = Atomic<Bool>(false)
   private let timeout: Double = 86_400
 
   /// Creates a server for `tree`, reading file data from `store`.
@@ -96,15 +99,27 @@ public final class FuseServer: @unchecked Sendable {
     return result
   }
 
-  /// Lets the kernel ask for up to 1 MiB per read (it follows the device's readahead). The device number comes from
-  /// /proc/self/mountinfo: a stat of the mountpoint would wait for this very server, which is not serving yet.
+  /// The most bytes one read request asks for. libfuse splices a reply only if it fits its pipe together with the
+  /// header and a few pages of slack; a pipe grows to `fs.pipe-max-size` (1 MiB by default) unless the process has
+  /// CAP_SYS_RESOURCE, so a 1 MiB request falls back to a copy through a fresh buffer. 512 KiB fits with room for a
+  /// reply that straddles two cache files.
+  static let maxRequest: UInt32 = 512 << 10
+
+  /// The readahead window: two requests in flight, so the reader's copy and ours overlap (wider windows measured
+  /// slower on two cores: more requests contend for the same CPUs).
+  static let readaheadKiB = 1024
+
+  /// Lets the kernel read ahead `readaheadKiB`. The kernel takes the smaller of the bdi's `read_ahead_kb` and the
+  /// `max_readahead` of our INIT reply, which comes later. The device number comes from /proc/self/mountinfo: a stat
+  /// of the mountpoint would wait for this very server, which is not serving yet.
   private func raiseReadahead() {
     guard let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
     let canonical = canonicalMountpoint
     for line in mounts.split(separator: "\n").reversed() {
       let fields = line.split(separator: " ")
       guard fields.count > 4, fields[4] == canonical, line.contains("fuse.clip") else { continue }
-      try? "1024".write(toFile: "/sys/class/bdi/\(fields[2])/read_ahead_kb", atomically: false, encoding: .utf8)
+      let setting = "/sys/class/bdi/\(fields[2])/read_ahead_kb"
+      try? "\(Self.readaheadKiB)".write(toFile: setting, atomically: false, encoding: .utf8)
       return
     }
   }
@@ -224,6 +239,7 @@ public final class FuseServer: @unchecked Sendable {
         _ = clip_fuse_reply_fd(req, file.fd, off_t(at), length)
         return
       }
+      if replySpliced(req, pieces) { return }
       let bytes = try SpanStore.gather(pieces)
       bytes.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
     } catch {
@@ -232,8 +248,33 @@ public final class FuseServer: @unchecked Sendable {
     }
   }
 
+  /// Replies with pieces that all lie in cache files, spliced; false (nothing sent) if any piece is in memory.
+  private func replySpliced(_ req: fuse_req_t, _ pieces: [SpanStore.Piece]) -> Bool {
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: pieces.count) { fds in
+      withUnsafeTemporaryAllocation(of: off_t.self, capacity: pieces.count) { offsets in
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: pieces.count) { sizes in
+          for (i, piece) in pieces.enumerated() {
+            guard case .file(let file, let at, let length) = piece else { return false }
+            fds[i] = file.fd
+            offsets[i] = off_t(at)
+            sizes[i] = length
+          }
+          guard let fd = fds.baseAddress, let offset = offsets.baseAddress, let size = sizes.baseAddress else {
+            return false
+          }
+          _ = clip_fuse_reply_fds(req, fd, offset, size, pieces.count)
+          return true
+        }
+      }
+    }
+  }
+
   func opendir(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
     guard let number = inode(ino), directoryNode(number) != nil else { return reply(req, ENOTDIR) }
+    // Nothing is kept per open directory. Where the kernel can do without opendir and releasedir (two round trips
+    // for every directory a walk visits), ENOSYS tells it to, and it then caches listings as if asked to (keep_cache,
+    // cache_readdir).
+    if opendirOptional.load(ordering: .relaxed) { return reply(req, ENOSYS) }
     fi.pointee.keep_cache = 1
     fi.pointee.cache_readdir = 1
     fuse_reply_open(req, fi)
@@ -322,8 +363,11 @@ public final class FuseServer: @unchecked Sendable {
       UInt32(FUSE_CAP_CACHE_SYMLINKS) | UInt32(FUSE_CAP_SPLICE_WRITE) | UInt32(FUSE_CAP_SPLICE_MOVE)
       | UInt32(FUSE_CAP_READDIRPLUS) | UInt32(FUSE_CAP_PARALLEL_DIROPS) | UInt32(FUSE_CAP_ASYNC_READ)
     conn.pointee.want |= wanted & conn.pointee.capable
+    opendirOptional.store(conn.pointee.capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0, ordering: .relaxed)
     conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)  // always readdirplus: one call for a whole `ls -l`
-    conn.pointee.max_readahead = 1 << 20
+    conn.pointee.max_readahead = UInt32(Self.readaheadKiB << 10)
+    // Read requests follow max_write (libfuse derives the kernel's max_pages from it); nothing is ever written.
+    conn.pointee.max_write = Self.maxRequest
   }
 }
 

@@ -99,8 +99,8 @@ public final class DiskCache: Sendable {
       }
       return nil
     }
-    // The rest of the span will most likely be read soon: start reading it in.
-    _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_WILLNEED)
+    // No POSIX_FADV_WILLNEED of the whole span here: it reads 4 MiB in single pages, in the reader's thread, even for
+    // a small file; the kernel's readahead on our reads brings in what is read, in large folios.
     keepOpen(key, file)
     return file
   }
