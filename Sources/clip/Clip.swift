@@ -6,7 +6,7 @@ import ArgumentParser
 
 /// `clip`: start containers from OCI images before they are downloaded.
 @main
-struct Clip: AsyncParsableCommand {
+struct Clip: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Index OCI images and read them lazily, before they are downloaded.",
     subcommands: [
@@ -15,13 +15,14 @@ struct Clip: AsyncParsableCommand {
       SnapshotterCommand.self,
     ])
 
-  static func main() async {
+  static func main() {
     // A write to a closed pipe (a consumer that stopped reading a blob stream) must be an error, not a kill.
     signal(SIGPIPE, SIG_IGN)
-    // The hook's attach step must enter a mount namespace while this process is still single-threaded: before the
-    // first suspension of the main task, no other thread has been started.
+    // The hook's attach step must enter a mount namespace while this process is still single-threaded. (The root
+    // command stays synchronous: an async main would start Swift's thread pool in every command, and its threads
+    // would take the signals the FUSE loop waits for.)
     let arguments = CommandLine.arguments
     if arguments.count > 1 && arguments[1] == AttachHelper.command { AttachHelper.main(Array(arguments.dropFirst())) }
-    await main(nil)
+    main(nil)
   }
 }

@@ -4,9 +4,10 @@ import ClipSnapshotter
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import Synchronization
 
 /// `clip snapshotter --address SOCK --root DIR`: containerd's proxy snapshotter (specs/snapshotter.md).
-struct SnapshotterCommand: AsyncParsableCommand {
+struct SnapshotterCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "snapshotter",
     abstract: "Serve containerd's snapshots API on a unix socket (a proxy snapshotter plugin).")
@@ -17,7 +18,7 @@ struct SnapshotterCommand: AsyncParsableCommand {
   @Option(help: "The snapshotter's state: metadata and snapshot folders.")
   var root = "/var/lib/clip/snapshotter"
 
-  func run() async throws {
+  func run() throws {
     let snapshotter: Snapshotter
     do {
       snapshotter = try Snapshotter(root: root) { message in
@@ -36,6 +37,21 @@ struct SnapshotterCommand: AsyncParsableCommand {
         config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 }),
       services: [SnapshotsService(snapshotter: snapshotter).service])
     FileHandle.standardError.write(Data("\(utcTimestamp()) clip snapshotter: serving \(root) on \(address)\n".utf8))
-    try await server.serve()
+    // The server runs on Swift's thread pool; this (main) thread only waits for it to end.
+    let outcome = Mutex<(any Error)?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+      do {
+        try await server.serve()
+      } catch {
+        outcome.withLock { $0 = error }
+      }
+      done.signal()
+    }
+    done.wait()
+    if let error = outcome.withLock({ $0 }) {
+      FileHandle.standardError.write(Data("clip: error: the snapshotter stopped: \(error)\n".utf8))
+      throw ExitCode(1)
+    }
   }
 }
