@@ -22,6 +22,7 @@ import Testing
         Annotation.authFile: "/root/.docker/config.json",
         Annotation.plainHTTP: "true",
         Annotation.keepWarm: "120",
+        Annotation.pull: "always",
       ]))
     #expect(request.reference == "docker://127.0.0.1:5000/debian:bookworm")
     #expect(request.indexPath == "/var/lib/clip/debian.clip")
@@ -31,13 +32,14 @@ import Testing
     #expect(request.authFile == "/root/.docker/config.json")
     #expect(request.plainHTTP)
     #expect(request.keepWarm == 120)
+    #expect(request.pullAlways)
   }
 
   @Test func defaults() throws {
     let request = try #require(try ImageRequest(annotations: [Annotation.image: "busybox"]))
     #expect(request.prefetch == "none")
     #expect(!request.plainHTTP)
-    #expect(request.keepWarm == nil && request.indexPath == nil && request.platform == nil)
+    #expect(request.keepWarm == nil && request.indexPath == nil && request.platform == nil && !request.pullAlways)
   }
 
   @Test(arguments: [
@@ -49,6 +51,7 @@ import Testing
     (Annotation.authFile, "auth.json", "not an absolute path"),
     (Annotation.plainHTTP, "yes", "neither true nor false"),
     (Annotation.keepWarm, "-1", "not a number of seconds"),
+    (Annotation.pull, "sometimes", "neither missing nor always"),
   ])
   func malformedAnnotationsAreNamed(annotation: String, value: String, expected: String) throws {
     var annotations = [Annotation.image: "busybox"]

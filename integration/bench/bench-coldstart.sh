@@ -21,14 +21,15 @@
 # Modes (the table's columns):
 #   (1) noidx   clip hook, no index anywhere yet: the hook indexes the image on first use (fresh --root);
 #   (2) idx     clip hook, published index, empty span cache (fresh --root);
-#   (3) warm    clip hook again on (2)'s --root: index and spans cached (the image mount itself is gone:
-#               --keep-warm 0), so only the tag is resolved at the registry;
+#   (3) warm    clip hook again on (2)'s --root: index and spans cached, the reference not resolved again
+#               (org.clip.pull missing), the image still mounted (--keep-warm 60: a node running the image), so
+#               the hook only mounts the container's overlay;
 #   (4) skopeo  `skopeo copy docker://… oci:DIR:latest` + `umoci unpack` + process.args/terminal set with jq +
 #               `runc run`;
 #   (5) ctr     `ctr image pull --plain-http` + `ctr run --rm --snapshotter overlayfs` against a private containerd
 #               (own root, state, socket, config; CRI disabled) started (not timed) on an empty root;
 #   runc        `runc run` of an already unpacked rootfs (umoci unpack once, before the runs): the baseline of (3).
-# clip rows use bundles from `clip bundle SOURCE DIR --keep-warm 0 -- CMD` written once before the runs against a
+# clip rows use bundles from `clip bundle SOURCE DIR --keep-warm 60 -- CMD` written once before the runs against a
 # setup --root (so `clip bundle`'s own index lookup is not timed); per run the bundle's config.json is copied into a
 # fresh bundle folder and the hooks' --root rewritten (jq) to the run's fresh root, so the timed `runc run` does all
 # the image work: resolve the tag, find or make the index, mount, overlay, run, tear down.
@@ -173,7 +174,7 @@ for image in "${IMAGES[@]}"; do
     for repo in idx noidx; do
       for c in $(cmds_of "$image"); do
         timeout "$CALL_TIMEOUT" "$CLIP" bundle "docker://${addr[$net]}/$image-$repo:latest" "$tmp/tpl/$image-$net-$repo-$c" \
-          --root "$setup_root" --keep-warm 0 -- /bin/true >>"$BENCH_LOG" 2>&1
+          --root "$setup_root" --keep-warm 60 -- /bin/true >>"$BENCH_LOG" 2>&1
       done
     done
   done
