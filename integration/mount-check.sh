@@ -20,6 +20,10 @@
 #                are empty directories; also synthetic
 #                from its OCI layout index (source oci:...) and busybox
 #                mounted straight from its registry source (no .clip file)
+#   layers       synthetic (whiteouts, opaque and re-created directories, hard links, xattrs over six layers):
+#                every layer mounted alone with --layer (overlay form: whiteouts as 0/0 devices, opaque
+#                directories marked), the six stacked by a read-only overlayfs: compare-trees.py against `umoci
+#                unpack` (what containerd's snapshotter would show); all unmounted, daemons gone
 #   lazy         debian, empty cache: `cat /etc/os-release` fetches < 10%
 #                of the layer blob, and the registry access log
 #                (registry/blob-reads.py) shows no full layer download;
@@ -85,7 +89,7 @@ CLIP=${CLIP:-$INTEG/../.build/debug/clip}
 # shellcheck source=registry/lib.sh
 . "$INTEG/registry/lib.sh"
 
-ALL_TESTS=(cli tree lazy concurrency eviction remount faults nonroot overlay profile prefetch-all)
+ALL_TESTS=(cli tree layers lazy concurrency eviction remount faults nonroot overlay profile prefetch-all)
 CLIP_CALL_TIMEOUT=120   # any clip command
 READ_TIMEOUT=120        # any read through a mount (a hang is a failure, not a stuck harness)
 FAULT_BOUND=30          # a read that must fail (--timeout 6) must do so within this many seconds
@@ -661,6 +665,36 @@ test_tree() {
             do_umount "tree: busybox (source)" "$d/busybox-src"
         fi
     fi
+}
+
+test_layers() {
+    local d=$T_DIR rc digests digest i=0 lowers="" stack mp ok=1
+    rc=0
+    need_indexed synthetic || rc=$?
+    if [ "$rc" -ne 0 ]; then skip "layers: synthetic image not available"; return; fi
+    mapfile -t digests < <("$CLIP" inspect "$tmpd/synthetic.clip" --json | jq -r '.layers[].digest')
+    for digest in "${digests[@]}"; do
+        mp=$d/layer$i
+        do_mount "layers: layer $((i + 1)) alone" "$tmpd/synthetic.clip" "$mp" --cache "$d/cache" --layer "$digest" || { ok=0; break; }
+        lowers="$mp${lowers:+:$lowers}"
+        i=$((i + 1))
+    done
+    stack=$d/stack
+    mkdir -p "$stack"
+    if [ "$ok" = 1 ] && mount -t overlay overlay -o "lowerdir=$lowers" "$stack" 2>"$tmpd/err"; then
+        push_undo kmount "$stack"
+        if python3 "$INTEG/compare-trees.py" "$REF/synthetic-gzip/rootfs" "$stack" \
+            --mtime-exceptions "$IMG/synthetic-mtime-exceptions.txt" >"$tmpd/cmp" 2>&1; then
+            pass "layers: ${#digests[@]} layer mounts under overlayfs equal umoci unpack ($(tail -n1 "$tmpd/cmp"))"
+        else
+            fail "layers: the stacked layer mounts differ from umoci unpack ($(tail -n1 "$tmpd/cmp"))"
+            head -n 20 "$tmpd/cmp" | sed 's/^/    /'
+        fi
+        umount "$stack" || fail "layers: umount of the overlay"
+    else
+        fail "layers: could not stack the layer mounts: $(errline)"
+    fi
+    for ((i = 0; i < ${#digests[@]}; i++)); do do_umount "layers: layer $((i + 1))" "$d/layer$i"; done
 }
 
 test_lazy() {

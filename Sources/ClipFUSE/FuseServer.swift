@@ -320,7 +320,7 @@ public final class FuseServer: @unchecked Sendable {
     fuse_reply_buf(req, buffer, used)
   }
 
-  func xattrs(_ number: Int32) -> [ExtendedAttribute] { tree.entry(of: number)?.xattrs ?? [] }
+  func xattrs(_ number: Int32) -> [ExtendedAttribute] { tree.xattrs(of: number) }
 
   func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
     guard let number = inode(ino) else { return reply(req, ENOENT) }

@@ -41,12 +41,13 @@ public final class MountService: @unchecked Sendable {
   private var endpoint: StatsEndpoint?
   private let socketPath: String
 
-  /// Prepares a mount of `index` (blobs from `source`) at `mountpoint`, caching spans in `cache` (nil: memory only).
+  /// Prepares a mount of `index` (blobs from `source`) at `mountpoint`, caching spans in `cache` (nil: memory only);
+  /// with `layer`, of that layer's own tree in overlay form (a lower layer for overlayfs).
   public init(
     index: ImageIndex, source: any ImageSource, mountpoint: String, cache: DiskCache?, prefetch: PrefetchPolicy,
-    record: String?, log: @escaping @Sendable (String) -> Void
+    record: String?, layer: Int? = nil, log: @escaping @Sendable (String) -> Void
   ) throws {
-    reader = try ImageReader(index: index, source: source, disk: cache, memorySpans: 8)
+    reader = try ImageReader(index: index, source: source, disk: cache, memorySpans: 8, layer: layer)
     server = FuseServer(tree: reader.tree, store: reader.store, mountpoint: mountpoint, log: log)
     self.prefetch = prefetch
     self.record = record

@@ -37,6 +37,9 @@ public struct MergedTree: Sendable {
     public var layer: Int32
     /// The entry in that layer.
     public var entry: Int32
+    /// A directory that hides what lower layers have in it (a layer tree's opaque directory, served with the
+    /// `trusted.overlay.opaque` attribute); never set in a merged tree.
+    public var opaque = false
   }
 
   /// A name in a directory.
@@ -80,6 +83,51 @@ public struct MergedTree: Sendable {
     (nodes, inodes, childList, primaryNode) = builder.finish()
     self.layers = layers
   }
+
+  /// The tree of one layer as overlayfs wants a lower layer (specs/merged-tree.md): its own entries, whiteouts as
+  /// character devices 0/0 under the name they hide, opaque directories marked; /proc, /sys and /dev as the layer
+  /// has them. Inodes keep the layer's number `layer` in `layers`, so reads go to the right blob.
+  public init(layers: [LayerIndex], layer: Int) throws {
+    var builder = TreeBuilder(layers: layers)
+    try ClipError.inContext("layer \(layer + 1) (\(layers[layer].digest))") {
+      try builder.apply(layers[layer], number: Int32(layer), overlayForm: true)
+    }
+    var inodes: [Inode]
+    (nodes, inodes, childList, primaryNode) = builder.finish()
+    // A directory the layer only implies (a parent of its entries) must not hide the attributes the layers below
+    // give it: overlayfs shows the topmost layer's. It takes the merged directory below, entry and all.
+    if layer > 0 {
+      let below = try MergedTree(layers: Array(layers[0..<layer]))
+      for index in inodes.indices where inodes[index].layer < 0 && inodes[index].kind == .directory {
+        var path: [UInt8] = []
+        var node = primaryNode[index]
+        while node != Self.root {
+          path = Array(nodes[Int(node)].name) + (path.isEmpty ? [] : [UInt8(ascii: "/")] + path)
+          node = nodes[Int(node)].parent
+        }
+        guard let found = below.lookup(path) else { continue }
+        var inherited = below.inodes[Int(below.nodes[Int(found)].inode)]
+        guard inherited.kind == .directory else { continue }
+        inherited.linkCount = inodes[index].linkCount
+        inherited.opaque = inodes[index].opaque
+        inodes[index] = inherited
+      }
+    }
+    self.inodes = inodes
+    self.layers = layers
+  }
+
+  /// The extended attributes of an inode: its entry's, and `trusted.overlay.opaque` for an opaque directory.
+  public func xattrs(of inode: Int32) -> [ExtendedAttribute] {
+    let own = entry(of: inode)?.xattrs ?? []
+    guard inodes[Int(inode)].opaque else { return own }
+    return own.filter { $0.name != Self.opaqueAttribute } + [
+      ExtendedAttribute(name: Self.opaqueAttribute, value: [0x79])
+    ]
+  }
+
+  /// overlayfs's mark of an opaque directory.
+  public static let opaqueAttribute = "trusted.overlay.opaque"
 
   /// The entry describing an inode, nil for directories clip created.
   public func entry(of inode: Int32) -> TarEntry? {

@@ -33,6 +33,9 @@ struct TreeBuilder {
   var used = 0  // slots that are not empty (live, stale or removed)
   private var cachedParentPath: ArraySlice<UInt8>? = nil
   private var cachedParent: Int32 = 0
+  /// Overlay form: whiteout devices of the layer, and directories to mark opaque once the layer is in.
+  private var whiteouts = Set<Int32>()
+  private var opaque = Set<Int32>()
 
   static let whiteoutPrefix = Array(".wh.".utf8)
   static let opaqueMarker = Array(".wh..wh..opq".utf8)
@@ -127,10 +130,12 @@ struct TreeBuilder {
 
   // MARK: Layers
 
-  mutating func apply(_ layer: LayerIndex, number: Int32) throws {
+  /// Adds a layer's entries. Merging (`overlayForm` false), whiteouts and opaque markers remove what lower layers
+  /// added; in overlay form (one layer's own tree) they become character devices 0/0 and opaque directories.
+  mutating func apply(_ layer: LayerIndex, number: Int32, overlayForm: Bool = false) throws {
     cachedParentPath = nil
     // Whiteouts and opaque markers first: they hide lower layers only.
-    for index in layer.entries.indices {
+    for index in layer.entries.indices where !overlayForm {
       let path = layer.entries[index].path
       guard Self.isWhiteout(path) else { continue }
       let (parentPath, name) = Self.split(path)
@@ -151,13 +156,52 @@ struct TreeBuilder {
           current = index
           let entry = base + index
           let (parentPath, name) = Self.split(entry.pointee.path)
-          if name.starts(with: Self.whiteoutPrefix) { continue }
+          if name.starts(with: Self.whiteoutPrefix) {
+            if overlayForm {
+              try addWhiteout(entry, name: name, parentPath: parentPath, layer: number, index: Int32(index))
+            }
+            continue
+          }
           try add(entry, name: name, parentPath: parentPath, layer: number, index: Int32(index))
         }
       }
+      // Opaque marks last: a directory's own entry (which replaces its inode) may come after its marker.
+      for index in layer.entries.indices where overlayForm {
+        let (parentPath, name) = Self.split(layer.entries[index].path)
+        guard name.elementsEqual(Self.opaqueMarker) else { continue }
+        current = index
+        opaque.insert(try directory(parentPath))
+      }
+      for node in opaque where nodes[Int(node)].isDirectory { inodes[Int(nodes[Int(node)].inode)].opaque = true }
     } catch let error as ClipError {
       throw error.adding("entry '\(layer.entries[current].displayPath)'")
     }
+  }
+
+  /// In overlay form: `.wh.NAME` becomes a character device 0/0 called NAME (the opaque marker is not a file).
+  private mutating func addWhiteout(
+    _ entry: UnsafePointer<TarEntry>, name: ArraySlice<UInt8>, parentPath: ArraySlice<UInt8>, layer: Int32,
+    index: Int32
+  ) throws {
+    guard !name.elementsEqual(Self.opaqueMarker) else { return }
+    let hidden = name.dropFirst(Self.whiteoutPrefix.count)
+    guard !hidden.isEmpty else { return }
+    let parent = try directory(parentPath)
+    // The layer also has an entry of that name: the whiteout hid only what is below, so a directory of the layer
+    // becomes opaque and anything else stays as it is.
+    if let existing = child(of: parent, hidden) {
+      if nodes[Int(existing)].isDirectory { opaque.insert(existing) }
+      return
+    }
+    inodes.append(
+      MergedTree.Inode(
+        kind: .characterDevice, mode: 0, uid: entry.pointee.uid, gid: entry.pointee.gid, size: 0,
+        mtime: entry.pointee.mtime, mtimeNanoseconds: entry.pointee.mtimeNanoseconds, linkCount: 0, layer: layer,
+        entry: index))
+    let node = Int32(nodes.count)
+    nodes.append(BuildNode(name: hidden, parent: parent, inode: Int32(inodes.count - 1), isDirectory: false))
+    setChild(of: parent, hidden, node)
+    whiteouts.insert(node)
   }
 
   private mutating func add(
@@ -214,6 +258,8 @@ struct TreeBuilder {
     let index = Int32(nodes.count)
     nodes.append(BuildNode(name: name, parent: parent, inode: inode, isDirectory: isDirectory))
     setChild(of: parent, name, index)
+    // Overlay form: a directory where the layer whited out a name hides everything below it.
+    if let old, isDirectory, whiteouts.contains(old) { opaque.insert(index) }
   }
 
   /// True if the last component of `path` starts with `.wh.` (checked without slicing).

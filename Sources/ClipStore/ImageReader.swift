@@ -16,11 +16,20 @@ public final class ImageReader: Sendable {
   /// The spans.
   public let store: SpanStore
 
-  /// Opens an image index over a source, building the merged tree; decoded spans are cached on `disk` if given,
-  /// else a few in memory.
-  public init(index: ImageIndex, source: any ImageSource, disk: DiskCache? = nil, memorySpans: Int = 4) throws {
+  /// Opens an image index over a source, building the merged tree (or, with `layer`, that layer's own tree in
+  /// overlay form); decoded spans are cached on `disk` if given, else a few in memory.
+  public init(
+    index: ImageIndex, source: any ImageSource, disk: DiskCache? = nil, memorySpans: Int = 4, layer: Int? = nil
+  ) throws {
     self.index = index
-    self.tree = try MergedTree(layers: index.layerIndexes)
+    if let layer {
+      guard index.layerIndexes.indices.contains(layer) else {
+        throw ClipError(.invalidArgument, "the image has no layer \(layer + 1)")
+      }
+      self.tree = try MergedTree(layers: index.layerIndexes, layer: layer)
+    } else {
+      self.tree = try MergedTree(layers: index.layerIndexes)
+    }
     self.store = SpanStore(index: index, source: source, disk: disk, memorySpans: memorySpans)
   }
 

@@ -37,6 +37,9 @@ struct MountCommand: ParsableCommand {
   @Option(help: "Read blobs from this source instead of the one the index recorded.")
   var source: String?
 
+  @Option(help: "Serve only this layer (its digest), in overlay form: whiteouts as 0/0 devices, opaque directories.")
+  var layer: String?
+
   @Option(help: "Seconds after which a read the registry does not answer fails with EIO.")
   var timeout = 20
 
@@ -102,8 +105,16 @@ struct MountCommand: ParsableCommand {
         case "all": .all(bytesPerSecond: try parseSize(prefetchRate))
         default: .profile(prefetch)
         }
+      let layerNumber = try layer.map { text in
+        let digest = try ClipError.inContext("--layer") { try Digest(text) }
+        guard let number = index.layers.firstIndex(where: { $0.digest == digest }) else {
+          throw ClipError(.notFound, "the image has no layer \(digest)")
+        }
+        return number
+      }
       service = try MountService(
-        index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record, log: log)
+        index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record,
+        layer: layerNumber, log: log)
       try service.start()
     } catch {
       if let readyFd { Daemon.report("\(error)", on: readyFd) }

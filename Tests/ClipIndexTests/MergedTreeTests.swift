@@ -105,3 +105,27 @@ func entry(_ path: String, _ kind: EntryKind = .regular, mode: UInt32 = 0o644, l
     #expect(t.inodes[0].mode == 0o700 && t.inodes[0].mtime == 42)
   }
 }
+
+@Suite struct LayerTreeTests {
+  @Test(arguments: [true, false])
+  func aLayerTreeIsInOverlayForm(markerFirst: Bool) throws {
+    var upper = [entry("d", .directory, mode: 0o700), entry("d/fresh"), entry("e/.wh.x"), entry(".wh.top")]
+    if markerFirst { upper.insert(entry("d/.wh..wh..opq"), at: 0) } else { upper.append(entry("d/.wh..wh..opq")) }
+    let layers = try [
+      makeLayer([entry("d", .directory), entry("d/old"), entry("e/x"), entry("top"), entry("proc/1")], digestSeed: 0),
+      makeLayer(upper, digestSeed: 1),
+    ]
+    let tree = try MergedTree(layers: layers, layer: 1)
+    let names = (1..<tree.nodes.count).map { String(decoding: tree.path(of: Int32($0)), as: UTF8.self) }.sorted()
+    #expect(names == ["d", "d/fresh", "e", "e/x", "top"])
+    for hidden in ["e/x", "top"] {
+      let inode = tree.inodes[Int(tree.nodes[Int(try #require(tree.lookup(Array(hidden.utf8))))].inode)]
+      #expect(inode.kind == .characterDevice && inode.layer == 1, "\(hidden)")
+    }
+    let directory = tree.nodes[Int(try #require(tree.lookup(Array("d".utf8))))].inode
+    #expect(tree.inodes[Int(directory)].opaque && tree.inodes[Int(directory)].mode == 0o700)
+    #expect(tree.xattrs(of: directory) == [ExtendedAttribute(name: MergedTree.opaqueAttribute, value: Array("y".utf8))])
+    #expect(tree.xattrs(of: tree.nodes[Int(try #require(tree.lookup(Array("e".utf8))))].inode).isEmpty)
+    #expect(try MergedTree(layers: layers, layer: 0).lookup(Array("proc/1".utf8)) != nil)
+  }
+}
