@@ -6,6 +6,32 @@ import Synchronization
   import Glibc
 #endif
 
+/// Layers that can be mounted lazily (the executable wires this to clip's FUSE mounts; the snapshotter never sees
+/// FUSE). A mounted layer is its tree in overlay form, usable as an overlayfs lower layer.
+public protocol LazyLayers: Sendable {
+  /// Mounts the layer that `labels` identify (see `RemoteLabels`) at `path`, an empty folder, and returns once it
+  /// serves. Throws when the labels name no layer it can reach.
+  func mount(labels: [String: String], at path: String) throws
+  /// Unmounts what `mount` made at `path` (nothing mounted there is fine).
+  func unmount(_ path: String)
+}
+
+/// The labels of containerd's remote-snapshotter protocol and the layer identity clip reads from them.
+public enum RemoteLabels {
+  /// The chain ID the snapshot will be committed as (set by containerd's unpacker).
+  public static let targetRef = "containerd.io/snapshot.ref"
+  /// Marks a snapshot whose contents come from elsewhere (set by the snapshotter).
+  public static let remote = "containerd.io/snapshot/remote"
+  /// The image reference (CRI).
+  public static let imageRef = "containerd.io/snapshot/cri.image-ref"
+  /// The image manifest digest (CRI).
+  public static let manifestDigest = "containerd.io/snapshot/cri.manifest-digest"
+  /// The compressed layer's digest (CRI).
+  public static let layerDigest = "containerd.io/snapshot/cri.layer-digest"
+  /// The image's layers, comma-separated (CRI).
+  public static let imageLayers = "containerd.io/snapshot/cri.image-layers"
+}
+
 /// A snapshotter with the semantics of containerd's overlayfs snapshotter (specs/snapshotter.md): each snapshot owns a
 /// folder `ROOT/snapshots/ID/fs` (and `work` for overlayfs), active snapshots mount as an overlayfs over their
 /// committed ancestors (a bind mount when they have none), views mount read-only.
@@ -19,6 +45,9 @@ public final class Snapshotter: Sendable {
   public let root: String
   private let state: Mutex<Database>
   private let log: @Sendable (String) -> Void
+  private let lazy: (any LazyLayers)?
+  /// Folders of lazy layers being mounted, not yet in the metadata (Cleanup leaves them).
+  private let pending = Mutex<Set<UInt64>>([])
 
   struct Record: Codable, Sendable {
     var id: UInt64
@@ -33,8 +62,11 @@ public final class Snapshotter: Sendable {
 
   /// Opens (creating) the snapshotter at `root`, finding every snapshot a previous run recorded. `log` hears of
   /// folders that could not be removed (Cleanup retries them).
-  public init(root: String, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+  public init(
+    root: String, lazy: (any LazyLayers)? = nil, log: @escaping @Sendable (String) -> Void = { _ in }
+  ) throws {
     self.root = root
+    self.lazy = lazy
     self.log = log
     try FileManager.default.createDirectory(atPath: root + "/snapshots", withIntermediateDirectories: true)
     var database = Database()
@@ -51,8 +83,96 @@ public final class Snapshotter: Sendable {
   // MARK: - Operations
 
   /// Creates an active snapshot `key` on `parent` (a committed snapshot, or "" for none) and returns its mounts.
+  ///
+  /// With the remote-snapshotter labels (`RemoteLabels`: the target chain ID and the layer's identity) and a
+  /// `LazyLayers`, it mounts the layer lazily, commits it under the target name marked remote, and answers
+  /// AlreadyExists, so containerd skips downloading the layer. If the layer cannot be mounted it says so in the log
+  /// and prepares a plain snapshot (containerd then pulls the layer as usual).
   public func prepare(key: String, parent: String, labels: [String: String]) throws -> [SnapshotMount] {
-    try create(.active, key: key, parent: parent, labels: labels)
+    if let lazy, let target = labels[RemoteLabels.targetRef], labels[RemoteLabels.layerDigest] != nil {
+      try prepareRemote(target: target, parent: parent, labels: labels, lazy: lazy)
+    }
+    return try create(.active, key: key, parent: parent, labels: labels)
+  }
+
+  /// Mounts a lazy layer as committed snapshot `target` and throws AlreadyExists; returns to fall back.
+  private func prepareRemote(target: String, parent: String, labels: [String: String], lazy: any LazyLayers) throws {
+    let id: UInt64 = try state.withLock { database in
+      guard database.snapshots[target] == nil else {
+        throw SnapshotError(.alreadyExists, "target snapshot \(target) already exists")
+      }
+      if !parent.isEmpty {
+        let parentRecord = try Self.record(parent, in: database, what: "parent")
+        guard parentRecord.info.kind == .committed else {
+          throw SnapshotError(.invalidArgument, "parent \(parent) is not a committed snapshot")
+        }
+      }
+      var changed = database
+      let id = changed.nextID
+      changed.nextID += 1
+      try save(changed)
+      database = changed
+      return id
+    }
+    let fs = folder(id) + "/fs"
+    let layer = labels[RemoteLabels.layerDigest] ?? "?"
+    pending.withLock { _ = $0.insert(id) }
+    defer { pending.withLock { _ = $0.remove(id) } }
+    do {
+      try FileManager.default.createDirectory(atPath: fs, withIntermediateDirectories: true)
+      try lazy.mount(labels: labels, at: fs)
+    } catch {
+      log("layer \(layer) cannot be mounted lazily (\(error)): falling back to a normal pull of it")
+      discard(folder(id))
+      return
+    }
+    try state.withLock { database in
+      guard database.snapshots[target] == nil else {
+        lazy.unmount(fs)
+        discard(folder(id))
+        throw SnapshotError(.alreadyExists, "target snapshot \(target) already exists")
+      }
+      let now = Date()
+      var remoteLabels = labels
+      remoteLabels[RemoteLabels.remote] = "remote snapshot"
+      var changed = database
+      changed.snapshots[target] = Record(
+        id: id,
+        info: SnapshotInfo(
+          name: target, parent: parent, kind: .committed, created: now, updated: now, labels: remoteLabels),
+        usage: SnapshotUsage(size: 0, inodes: 0))
+      do {
+        try save(changed)
+      } catch {
+        lazy.unmount(fs)
+        discard(folder(id))
+        throw error
+      }
+      database = changed
+    }
+    log("layer \(layer) mounted lazily as snapshot \(target)")
+    throw SnapshotError(.alreadyExists, "target snapshot \(target) already exists (mounted lazily)")
+  }
+
+  /// Mounts again the lazy layers whose mounts are gone (after a reboot, or a daemon that died). Failures are logged.
+  public func restoreLazyLayers() {
+    guard let lazy else { return }
+    let remote = state.withLock { $0.snapshots.values.filter { $0.info.labels[RemoteLabels.remote] != nil } }
+    for record in remote {
+      let fs = folder(record.id) + "/fs"
+      var here = Glibc.stat()
+      var above = Glibc.stat()
+      let mounted =
+        lstat(fs, &here) == 0 && lstat(folder(record.id), &above) == 0 && here.st_dev != above.st_dev
+      guard !mounted else { continue }
+      lazy.unmount(fs)  // a dead mount ("transport endpoint is not connected")
+      do {
+        try lazy.mount(labels: record.info.labels, at: fs)
+        log("remounted lazy snapshot \(record.info.name)")
+      } catch {
+        log("cannot remount lazy snapshot \(record.info.name): \(error)")
+      }
+    }
   }
 
   /// Creates a read-only view `key` of `parent` and returns its mounts.
@@ -107,6 +227,7 @@ public final class Snapshotter: Sendable {
       changed.snapshots[key] = nil
       try save(changed)
       database = changed
+      if record.info.labels[RemoteLabels.remote] != nil { lazy?.unmount(folder(record.id) + "/fs") }
       discard(folder(record.id))
     }
   }
@@ -166,7 +287,7 @@ public final class Snapshotter: Sendable {
   /// Removes folders that no snapshot refers to (left by a crash or a removal that could not finish).
   public func cleanup() throws {
     try state.withLock { database in
-      let used = Set(database.snapshots.values.map { String($0.id) })
+      let used = Set(database.snapshots.values.map { String($0.id) } + pending.withLock { $0.map { String($0) } })
       let present = (try? FileManager.default.contentsOfDirectory(atPath: root + "/snapshots")) ?? []
       for name in present where !used.contains(name) {
         try FileTree.remove(root + "/snapshots/" + name)

@@ -21,9 +21,12 @@ struct SnapshotterCommand: ParsableCommand {
   func run() throws {
     let snapshotter: Snapshotter
     do {
-      snapshotter = try Snapshotter(root: root) { message in
+      let log: @Sendable (String) -> Void = { message in
         FileHandle.standardError.write(Data("\(utcTimestamp()) clip snapshotter: \(message)\n".utf8))
       }
+      let lazy = try LazyLayerMounts(root: root + "/lazy", log: log)
+      snapshotter = try Snapshotter(root: root, lazy: lazy, log: log)
+      snapshotter.restoreLazyLayers()
       try FileManager.default.createDirectory(
         atPath: (address as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
       unlink(address)

@@ -5,7 +5,10 @@
 #
 #   integration/snapshotter/containerd-check.sh
 #
-# Checks: `ctr image pull --snapshotter clip` unpacks the image through clip's snapshots and `ctr run --snapshotter
+# Checks: lazy snapshots through containerd's proxy client (conformance/remote_test.go: Prepare with the CRI labels
+# answers AlreadyExists and commits the chain ID as a remote snapshot, a view of it reads the image's files, a
+# snapshotter restart keeps it, labels of a missing image fall back to a plain snapshot, removal leaves no mount);
+# `ctr image pull --snapshotter clip` unpacks the image through clip's snapshots and `ctr run --snapshotter
 # clip` runs a container on them (Debian's os-release, a write); a restart of `clip snapshotter` finds every
 # snapshot again (ctr snapshots ls before and after); `ctr image rm` plus containerd's garbage collection removes
 # the snapshots, and no mount is left under clip's root.
@@ -123,6 +126,16 @@ if [ -z "$left" ] && [ "$mounts" -eq 0 ] && [ "$dirs" -eq 0 ]; then
     pass "ctr image rm: containerd's gc removed every clip snapshot, no mount or folder left"
 else
     fail "after ctr image rm: snapshots $(tr '\n' '|' <<<"$left"), mounts $mounts, folders $dirs: $(cd "$w/clip/snapshots" && find . -maxdepth 3 | head -5 | tr '\n' ' ')"
+fi
+
+# Lazy layers through the proxy client, with the labels CRI's unpacker sets (one layer: chain ID = diff ID).
+"$CLIP" index "docker://$IMAGE" -o "$w/debian.clip" >/dev/null 2>&1 || fail "clip index docker://$IMAGE"
+if CLIP_REMOTE_IMAGE=$IMAGE CLIP_REMOTE_LAYER=$("$CLIP" inspect "$w/debian.clip" --json | jq -r '.layers[0].digest') \
+    CLIP_REMOTE_CHAIN=$("$CLIP" inspect "$w/debian.clip" --json | jq -r '.layers[0].diffID') \
+    CLIP=$CLIP "$here/conformance.sh" -test.run '^TestClipRemoteSnapshots$' >"$w/remote.out" 2>&1; then
+    pass "lazy snapshots: remote protocol, reads through a view, restart, fallback, removal ($(tail -n1 "$w/remote.out"))"
+else
+    fail "lazy snapshots: $(grep -vE '^(=== |conformance:)' "$w/remote.out" | head -c 600 | tr '\n' '|')"
 fi
 
 echo "containerd-check: $NPASS passed, $NFAIL failed, $NSKIP skipped"

@@ -24,48 +24,59 @@ import (
 )
 
 func TestClipSnapshotter(t *testing.T) {
-	clip := os.Getenv("CLIP")
-	if clip == "" {
+	if os.Getenv("CLIP") == "" {
 		t.Fatal("set CLIP to the clip binary")
 	}
 	testsuite.SnapshotterSuite(t, "clip", func(ctx context.Context, root string) (snapshots.Snapshotter, func() error, error) {
-		socket := filepath.Join(root, "..", "clip-snapshotter.sock")
-		cmd := exec.Command(clip, "snapshotter", "--address", socket, "--root", root)
-		log, err := os.Create(filepath.Join(root, "..", "clip-snapshotter.log"))
+		sn, stop, err := startClip(ctx, root)
 		if err != nil {
 			return nil, nil, err
 		}
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			return nil, nil, err
-		}
-		stop := func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); log.Close() }
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if c, err := net.Dial("unix", socket); err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				stop()
-				return nil, nil, fmt.Errorf("clip snapshotter did not listen on %s", socket)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		conn, err := grpc.Dial("unix://"+socket, grpc.WithInsecure(),
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-			}))
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		sn := proxy.NewSnapshotter(snapshotsapi.NewSnapshotsClient(conn), "clip")
 		return sn, func() error {
 			err := sn.Close()
-			conn.Close()
 			stop()
 			return err
 		}, nil
 	})
+}
+
+// startClip starts `clip snapshotter` on root (its socket and log beside it) and connects containerd's proxy client.
+func startClip(ctx context.Context, root string) (snapshots.Snapshotter, func(), error) {
+	clip := os.Getenv("CLIP")
+	if clip == "" {
+		return nil, nil, fmt.Errorf("set CLIP to the clip binary")
+	}
+	socket := filepath.Join(root, "..", "clip-snapshotter.sock")
+	os.Remove(socket)
+	cmd := exec.Command(clip, "snapshotter", "--address", socket, "--root", root)
+	log, err := os.OpenFile(filepath.Join(root, "..", "clip-snapshotter.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0644)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait(); log.Close() }
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("unix", socket); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, fmt.Errorf("clip snapshotter did not listen on %s", socket)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := grpc.Dial("unix://"+socket, grpc.WithInsecure(),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}))
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return proxy.NewSnapshotter(snapshotsapi.NewSnapshotsClient(conn), "clip"), func() { conn.Close(); stop() }, nil
 }

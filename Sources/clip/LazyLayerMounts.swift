@@ -1,0 +1,47 @@
+import ClipCore
+import ClipFUSE
+import ClipRuntime
+import ClipSnapshotter
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The snapshotter's lazy layers: the image's index is found (or made) as the hook does, in a state folder of the
+/// snapshotter's own, and the layer is served in overlay form by a detached `clip mount --layer` daemon, which
+/// outlives a restart of the snapshotter.
+struct LazyLayerMounts: LazyLayers {
+  let roots: ContainerRoots
+  let layout: RuntimeLayout
+
+  init(root: String, log: @escaping @Sendable (String) -> Void) throws {
+    layout = try RuntimeLayout(root: root)
+    roots = ContainerRoots(
+      settings: HookSettings(layout: layout, cacheSize: "10G", keepWarm: 0), actions: HookWiring.actions(), log: log)
+  }
+
+  func mount(labels: [String: String], at path: String) throws {
+    guard let reference = labels[RemoteLabels.imageRef], let layer = labels[RemoteLabels.layerDigest] else {
+      throw ClipError(.invalidArgument, "no \(RemoteLabels.imageRef) and \(RemoteLabels.layerDigest) labels")
+    }
+    guard let request = try ImageRequest(annotations: [Annotation.image: reference]) else { return }
+    let index = try roots.index(for: request)
+    if let manifest = labels[RemoteLabels.manifestDigest] {
+      let indexed = try loadIndex(index).manifestDigest.description
+      guard indexed == manifest else {
+        throw ClipError(.notFound, "\(reference) is \(indexed) now, the labels ask for \(manifest)")
+      }
+    }
+    try FileManager.default.createDirectory(atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
+    try Daemon.spawn(
+      arguments: [
+        "mount", index, path, "--layer", layer, "--cache", layout.cache, "--source", reference, "--foreground",
+        "--ready-fd", "\(Daemon.readyDescriptor)",
+      ], log: MountService.logFile(for: path), timeout: 120)
+  }
+
+  func unmount(_ path: String) {
+    if umount2(path, 0) != 0 { _ = umount2(path, Int32(MNT_DETACH)) }
+  }
+}
