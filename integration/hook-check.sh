@@ -204,13 +204,18 @@ t_concurrent() {
         sleep 0.1
     done
     wait "${pids[@]}" || true
+    local why=""
     for i in $(seq 20); do
-        [ "$(cat "$tmpd/conc.$i.rc")" = 0 ] && grep -q '^PRETTY_NAME=' "$tmpd/conc.$i.out" && ok=$((ok + 1))
+        if [ "$(cat "$tmpd/conc.$i.rc")" = 0 ] && grep -q '^PRETTY_NAME=' "$tmpd/conc.$i.out"; then
+            ok=$((ok + 1))
+        elif [ -z "$why" ]; then
+            why="container $i: rc $(cat "$tmpd/conc.$i.rc"): $(head -c 300 "$tmpd/conc.$i.err" "$tmpd/conc.$i.out" | tr '\n' '|')"
+        fi
     done
     if [ "$ok" -eq 20 ] && [ "$peak" -eq 1 ]; then
         pass "$r concurrent: 20 containers at once all ran, on one image mount"
     else
-        fail "$r concurrent: $ok/20 ran, image mounts seen at once: $peak ($(head -c 200 "$tmpd/conc.1.err" | tr '\n' '|'))"
+        fail "$r concurrent: $ok/20 ran, image mounts seen at once: $peak ($why)"
     fi
     assert_clean "$r concurrent" "$b"
 }

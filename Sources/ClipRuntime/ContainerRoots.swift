@@ -97,44 +97,70 @@ public struct ContainerRoots: Sendable {
       guard mount("overlay", "\(folder)/merged", "overlay", 0, options) == 0 else {
         throw ClipError.system("mount overlay", "\(folder)/merged")
       }
-      record.overlay = true
-      try record.save(layout)
+      record = try updateRecord(record) { $0.overlay = true }
       tree = "\(folder)/merged"
     }
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: record.rootfs, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw ClipError(.notFound, "the bundle's root filesystem \(record.rootfs) is not a directory")
     }
-    var entries: [AttachRequest.Entry] = []
+    // What the tree has at its top (outside the lock: this reads through FUSE).
+    var top: [(name: String, mode: mode_t, link: String?)] = []
     let names = try ClipError.inContext(imageRoot) { try FileManager.default.contentsOfDirectory(atPath: tree) }
     for name in names.sorted() where !Self.runtimeNames.contains(name) {
       let source = "\(tree)/\(name)"
-      let target = "\(record.rootfs)/\(name)"
       var attributes = stat()
       guard lstat(source, &attributes) == 0 else { throw ClipError.system("stat", source) }
-      var existing = stat()
-      let exists = lstat(target, &existing) == 0
-      if attributes.st_mode & S_IFMT == S_IFLNK {
-        if exists { continue }
-        let destination = try FileManager.default.destinationOfSymbolicLink(atPath: source)
-        guard symlink(destination, target) == 0 else { throw ClipError.system("symlink", target) }
-        record.created.append(name)
-        continue
-      }
-      if !exists {
-        if attributes.st_mode & S_IFMT == S_IFDIR {
-          guard mkdir(target, 0o755) == 0 else { throw ClipError.system("mkdir", target) }
-        } else {
-          let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-          guard fd >= 0 else { throw ClipError.system("create", target) }
-          close(fd)
-        }
-        record.created.append(name)
-      }
-      entries.append(.init(name: name, source: source))
+      let type = attributes.st_mode & S_IFMT
+      top.append(
+        (name, type, type == S_IFLNK ? try FileManager.default.destinationOfSymbolicLink(atPath: source) : nil))
     }
-    try record.save(layout)
+    // The mountpoints, under the state lock: containers of one bundle create them once, and a name another container
+    // created and hands over (teardown) must reach the record this one saves.
+    var entries: [AttachRequest.Entry] = []
+    record = try updateRecord(record) { current in
+      for (name, type, link) in top {
+        let target = "\(current.rootfs)/\(name)"
+        var existing = stat()
+        let exists = lstat(target, &existing) == 0
+        if let link {
+          if exists { continue }
+          guard symlink(link, target) == 0 else { throw ClipError.system("symlink", target) }
+          current.created.append(name)
+          continue
+        }
+        if !exists {
+          if type == S_IFDIR {
+            guard mkdir(target, 0o755) == 0 else { throw ClipError.system("mkdir", target) }
+          } else {
+            let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw ClipError.system("create", target) }
+            close(fd)
+          }
+          current.created.append(name)
+        }
+        entries.append(.init(name: name, source: "\(tree)/\(name)"))
+      }
+    }
     try actions.attach(AttachRequest(pid: record.pid, rootfs: record.rootfs, entries: entries, readonly: readonly))
+  }
+
+  /// Changes a container's record under the state lock, starting from what is on disk (teardowns of other containers
+  /// may have handed it names), and returns the record saved.
+  private func updateRecord(_ record: ContainerRecord, _ change: (inout ContainerRecord) throws -> Void) throws
+    -> ContainerRecord
+  {
+    try FileLock.holding(layout.stateLock) {
+      var current = ContainerRecord.load(layout, id: record.id) ?? record
+      do {
+        try change(&current)
+      } catch {
+        try? current.save(layout)  // keep what was created before the failure, for the teardown
+        throw error
+      }
+      try current.save(layout)
+      return current
+    }
   }
 
   /// The index file of the image `request` names: the annotation's, a cached one, a published one, or one made now
