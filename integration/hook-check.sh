@@ -54,12 +54,7 @@ fi
 for tool in runc crun docker-registry skopeo jq; do
     command -v "$tool" >/dev/null || { echo "error: $tool not installed (integration/deps.sh)" >&2; exit 2; }
 done
-# crun 1.8 refuses a hybrid cgroup setup whose v2 hierarchy still holds hugetlb: bind it to a v1 hierarchy (inside
-# this mount namespace only).
-if [ -d /sys/fs/cgroup/unified ] && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo; then
-    mkdir -p /sys/fs/cgroup/hugetlb
-    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null || true
-fi
+crun_cgroup_workaround
 
 umask 022
 mkdir -p "$WORK"
@@ -77,6 +72,7 @@ cleanup() {
     registry_stop_all
     cp "$ROOT/hook.log" "$WORK/hook-check.log" 2>/dev/null || true
     rm -rf "$tmpd"
+    crun_cgroup_undo
 }
 trap cleanup EXIT
 

@@ -112,3 +112,21 @@ check_one_error_line() {
         return 1
     fi
 }
+
+# crun_cgroup_workaround: crun 1.8 refuses a hybrid cgroup setup whose v2 hierarchy still holds the hugetlb
+# controller ("cgroups in hybrid mode not supported"): bind hugetlb to a v1 hierarchy. Call it inside a private
+# mount namespace (the mount goes with it); crun_cgroup_undo removes the folder it made under /sys/fs/cgroup.
+CRUN_CGROUP_MADE=""
+crun_cgroup_workaround() {
+    [ -d /sys/fs/cgroup/unified ] || return 0
+    grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo && return 0
+    if [ ! -d /sys/fs/cgroup/hugetlb ]; then
+        mkdir /sys/fs/cgroup/hugetlb 2>/dev/null && CRUN_CGROUP_MADE=/sys/fs/cgroup/hugetlb
+    fi
+    mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null || true
+}
+crun_cgroup_undo() {
+    [ -n "$CRUN_CGROUP_MADE" ] || return 0
+    umount /sys/fs/cgroup/hugetlb 2>/dev/null || true
+    rmdir "$CRUN_CGROUP_MADE" 2>/dev/null || true
+}

@@ -97,7 +97,6 @@ public struct ContainerRoots: Sendable {
       guard mount("overlay", "\(folder)/merged", "overlay", 0, options) == 0 else {
         throw ClipError.system("mount overlay", "\(folder)/merged")
       }
-      record = try updateRecord(record) { $0.overlay = true }
       tree = "\(folder)/merged"
     }
     var isDirectory: ObjCBool = false
@@ -195,7 +194,7 @@ public struct ContainerRoots: Sendable {
     }
     do {
       try HostMounts.unmount("\(folder)/merged")
-      try HostMounts.removeTree(folder)
+      try FileTree.remove(folder)
     } catch {
       problems.append("\(error)")
     }

@@ -39,9 +39,6 @@ enum HostMounts {
     }
   }
 
-  /// Removes `path` and everything below it without crossing into another file system.
-  static func removeTree(_ path: String) throws { try FileTree.remove(path) }
-
   /// The start time of process `pid` in clock ticks since boot (field 22 of /proc/PID/stat), nil if it is gone or a
   /// zombie: with the pid, it names one process for good.
   static func startTime(of pid: Int32) -> UInt64? {

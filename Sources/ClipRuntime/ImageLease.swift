@@ -59,7 +59,7 @@ public struct ImageLease: Sendable {
     let root = layout.imageRoot(key)
     let clean = umount2(root, 0) == 0
     if !clean { _ = umount2(root, Int32(MNT_DETACH)) }
-    if SharedImages.users(layout, key).isEmpty { try? HostMounts.removeTree(layout.image(key)) }
+    if SharedImages.users(layout, key).isEmpty { try? FileTree.remove(layout.image(key)) }
     log("released: no container uses the image\(clean ? "" : " (the mount was busy: detached)")")
     return true
   }

@@ -80,8 +80,6 @@ struct ContainerRecord: Codable, Sendable {
   var image: String?
   /// Names the hook created directly under rootfs (mountpoints and symlinks).
   var created: [String] = []
-  /// Whether an overlayfs was mounted at containers/ID/merged.
-  var overlay = false
   /// Seconds the image stays mounted once its last container goes.
   var keepWarm: Int
 

@@ -121,7 +121,7 @@ struct SharedImages {
     {
       for _ in 0..<100 where HostMounts.startTime(of: pid) != nil { usleep(50_000) }
     }
-    try HostMounts.removeTree(layout.image(key))
+    try FileTree.remove(layout.image(key))
     log("released image \(key.prefix(12))")
   }
 

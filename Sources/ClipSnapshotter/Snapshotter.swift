@@ -58,6 +58,12 @@ public final class Snapshotter: Sendable {
   struct Database: Codable, Sendable {
     var nextID: UInt64 = 1
     var snapshots: [String: Record] = [:]
+
+    /// The folder number for a new snapshot.
+    mutating func reserveID() -> UInt64 {
+      defer { nextID += 1 }
+      return nextID
+    }
   }
 
   /// Opens (creating) the snapshotter at `root`, finding every snapshot a previous run recorded. `log` hears of
@@ -98,18 +104,9 @@ public final class Snapshotter: Sendable {
   /// Mounts a lazy layer as committed snapshot `target` and throws AlreadyExists; returns to fall back.
   private func prepareRemote(target: String, parent: String, labels: [String: String], lazy: any LazyLayers) throws {
     let id: UInt64 = try state.withLock { database in
-      guard database.snapshots[target] == nil else {
-        throw SnapshotError(.alreadyExists, "target snapshot \(target) already exists")
-      }
-      if !parent.isEmpty {
-        let parentRecord = try Self.record(parent, in: database, what: "parent")
-        guard parentRecord.info.kind == .committed else {
-          throw SnapshotError(.invalidArgument, "parent \(parent) is not a committed snapshot")
-        }
-      }
+      try Self.checkNew(target, parent: parent, in: database, what: "target snapshot")
       var changed = database
-      let id = changed.nextID
-      changed.nextID += 1
+      let id = changed.reserveID()
       try save(changed)
       database = changed
       return id
@@ -303,18 +300,9 @@ public final class Snapshotter: Sendable {
     guard !key.isEmpty else { throw SnapshotError(.invalidArgument, "a snapshot key must not be empty") }
     try Self.check(labels)
     return try state.withLock { database in
-      guard database.snapshots[key] == nil else {
-        throw SnapshotError(.alreadyExists, "snapshot \(key) already exists")
-      }
-      if !parent.isEmpty {
-        let parentRecord = try Self.record(parent, in: database, what: "parent")
-        guard parentRecord.info.kind == .committed else {
-          throw SnapshotError(.invalidArgument, "parent \(parent) is not a committed snapshot")
-        }
-      }
+      try Self.checkNew(key, parent: parent, in: database, what: "snapshot")
       var changed = database
-      let id = changed.nextID
-      changed.nextID += 1
+      let id = changed.reserveID()
       let folder = folder(id)
       do {
         try FileManager.default.createDirectory(atPath: folder + "/fs", withIntermediateDirectories: true)
@@ -398,6 +386,15 @@ public final class Snapshotter: Sendable {
   private static func record(_ key: String, in database: Database, what: String = "snapshot") throws -> Record {
     guard let record = database.snapshots[key] else { throw SnapshotError(.notFound, "\(what) \(key) does not exist") }
     return record
+  }
+
+  /// A new snapshot `name` on `parent`: the name must be free (AlreadyExists), the parent, if any, committed.
+  private static func checkNew(_ name: String, parent: String, in database: Database, what: String) throws {
+    guard database.snapshots[name] == nil else { throw SnapshotError(.alreadyExists, "\(what) \(name) already exists") }
+    guard !parent.isEmpty else { return }
+    guard try record(parent, in: database, what: "parent").info.kind == .committed else {
+      throw SnapshotError(.invalidArgument, "parent \(parent) is not a committed snapshot")
+    }
   }
 
   /// containerd's limit: a label's key and value together at most 4096 bytes.

@@ -30,11 +30,7 @@ struct BundleCommand: ParsableCommand {
   @Option(help: "Prefetch for the image mount: none, all, or a profile path.")
   var prefetch: String?
 
-  @Option(help: "A Docker config.json with the registry's credentials.")
-  var authfile: String?
-
-  @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
-  var plainHTTP = false
+  @OptionGroup var registry: RegistryOptions
 
   @Flag(help: "Make the container's root filesystem read-only.")
   var readonly = false
@@ -44,8 +40,8 @@ struct BundleCommand: ParsableCommand {
       var annotations = [Annotation.image: source]
       if let platform { annotations[Annotation.platform] = platform }
       if let prefetch { annotations[Annotation.prefetch] = prefetch }
-      if let authfile { annotations[Annotation.authFile] = absolute(authfile) }
-      if plainHTTP { annotations[Annotation.plainHTTP] = "true" }
+      if let authfile = registry.authfile { annotations[Annotation.authFile] = absolute(authfile) }
+      if registry.plainHTTP { annotations[Annotation.plainHTTP] = "true" }
       guard let request = try ImageRequest(annotations: annotations) else { return }
 
       let roots = try options.containerRoots(log: { FileHandle.standardError.write(Data("clip: \($0)\n".utf8)) })
@@ -64,7 +60,7 @@ struct BundleCommand: ParsableCommand {
       {
         let reader = try ImageReader(
           index: index,
-          source: try openImageSource(request.reference, plainHTTP: plainHTTP, authFile: request.authFile))
+          source: try openImageSource(request.reference, plainHTTP: registry.plainHTTP, authFile: request.authFile))
         config.passwd = try? read(reader, "/etc/passwd")
         config.group = try? read(reader, "/etc/group")
       }

@@ -14,11 +14,7 @@ struct IndexCommand: ParsableCommand {
   @Argument(help: "The image: oci:LAYOUT_DIR[:TAG], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] or REPO[:TAG].")
   var source: String
 
-  @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
-  var plainHTTP = false
-
-  @Option(help: "A Docker config.json with the registry's credentials (default: Docker's own).")
-  var authfile: String?
+  @OptionGroup var registry: RegistryOptions
 
   @Option(name: .shortAndLong, help: "The index file to write.")
   var output: String
@@ -48,7 +44,7 @@ struct IndexCommand: ParsableCommand {
       let progress = ProgressLine("indexing")
       indexer.progress = { progress.update($0, $1) }
       indexer.note = { note in FileHandle.standardError.write(Data("clip: \(note)\n".utf8)) }
-      let imageSource = try openImageSource(source, plainHTTP: plainHTTP, authFile: authfile)
+      let imageSource = try openImageSource(source, plainHTTP: registry.plainHTTP, authFile: registry.authfile)
       if push && !(imageSource is RegistrySource) {
         throw ClipError(.invalidArgument, "--push needs a registry source (docker://…)")
       }

@@ -43,11 +43,7 @@ struct MountCommand: ParsableCommand {
   @Option(help: "Seconds after which a read the registry does not answer fails with EIO.")
   var timeout = 20
 
-  @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
-  var plainHTTP = false
-
-  @Option(help: "A Docker config.json with the registry's credentials (default: Docker's own).")
-  var authfile: String?
+  @OptionGroup var registry: RegistryOptions
 
   @Flag(help: "Stay in the foreground (default: detach once mounted).")
   var foreground = false
@@ -94,10 +90,11 @@ struct MountCommand: ParsableCommand {
       } else {
         var indexer = ImageIndexer()
         indexer.note = { log($0) }
-        index = try indexer.index(try openImageSource(image, plainHTTP: plainHTTP, authFile: authfile))
+        index = try indexer.index(
+          try openImageSource(image, plainHTTP: registry.plainHTTP, authFile: registry.authfile))
       }
       let blobs = try openImageSource(
-        source ?? index.source, plainHTTP: plainHTTP, readTimeout: timeout, authFile: authfile)
+        source ?? index.source, plainHTTP: registry.plainHTTP, readTimeout: timeout, authFile: registry.authfile)
       let disk = try DiskCache(root: cache, limit: try parseSize(cacheSize), warn: log)
       let policy: PrefetchPolicy =
         switch prefetch {

@@ -9,6 +9,15 @@ import Foundation
   import Glibc
 #endif
 
+/// How to reach a registry: the options `index`, `mount` and `bundle` share.
+struct RegistryOptions: ParsableArguments {
+  @Flag(help: "Speak plain HTTP to the registry (always so for loopback registries).")
+  var plainHTTP = false
+
+  @Option(help: "A Docker config.json with the registry's credentials (default: Docker's own).")
+  var authfile: String?
+}
+
 /// Runs a command body, turning any error into one `clip: error: …` line on stderr and exit status 1.
 func reportingErrors(_ body: () throws -> Void) throws {
   do {

@@ -29,10 +29,7 @@ if [ -z "${CLIP_CTRCHECK_NS:-}" ]; then
     export CLIP_CTRCHECK_NS=1 CLIP
     exec unshare --mount --propagation private "$0" "$@"
 fi
-# crun/runc under containerd's shim: the same hugetlb workaround as hook-check (this mount namespace only).
-if [ -d /sys/fs/cgroup/unified ] && ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo; then
-    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null || true
-fi
+crun_cgroup_workaround
 
 w=$(realpath "$(mktemp -d "${WORK:-/tmp}/.ctrcheck.XXXXXX")")
 NS=clipcheck
@@ -57,6 +54,7 @@ cleanup() {
     registry_stop_all
     cp "$w/snapshotter.log" "$WORK/containerd-check-snapshotter.log" 2>/dev/null || true
     rm -rf "$w"
+    crun_cgroup_undo
 }
 trap cleanup EXIT
 
