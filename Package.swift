@@ -49,13 +49,32 @@ let package = Package(
     .target(
       name: "ClipRuntime", dependencies: ["ClipCore", "ClipOCI", "ClipIndex", "ClipRegistry", "ClipStore"],
       swiftSettings: strict),
-    // containerd's snapshots API; Generated/ is `make protos` output.
+    // containerd's API (snapshots served; content, images, leases, diff called) and label names; Generated/ is
+    // `make protos` output.
+    .target(
+      name: "ContainerdAPI",
+      dependencies: [
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: strict),
+    // The proxy snapshotter containerd calls.
     .target(
       name: "ClipSnapshotter",
       dependencies: [
-        "ClipCore",
+        "ClipCore", "ContainerdAPI",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
-        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: strict),
+    // A lazy pull into containerd: image records and remote snapshots through containerd's API.
+    .target(
+      name: "ClipContainerd",
+      dependencies: [
+        "ClipCore", "ClipOCI", "ClipRegistry", "ContainerdAPI",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: strict),
@@ -63,7 +82,7 @@ let package = Package(
       name: "clip",
       dependencies: [
         "CClipShims", "ClipCore", "ClipOCI", "ClipArchive", "ClipIndex", "ClipRegistry", "ClipStore", "ClipFUSE",
-        "ClipRuntime", "ClipSnapshotter",
+        "ClipRuntime", "ClipSnapshotter", "ClipContainerd", "ContainerdAPI",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

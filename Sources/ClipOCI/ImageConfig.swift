@@ -60,6 +60,16 @@ public struct ImageConfig: Codable, Sendable {
     /// One uncompressed digest per layer, base first.
     public var diffIDs: [Digest]
 
+    /// The chain ID of each layer, the name runtimes give the snapshot of the layers up to it (image spec,
+    /// config.md): the first is its diff ID, each next one `sha256(previous + " " + diffID)`.
+    public var chainIDs: [Digest] {
+      var chain: [Digest] = []
+      for diffID in diffIDs {
+        chain.append(chain.last.map { Digest.of(Array("\($0) \(diffID)".utf8)) } ?? diffID)
+      }
+      return chain
+    }
+
     enum CodingKeys: String, CodingKey {
       case type
       case diffIDs = "diff_ids"

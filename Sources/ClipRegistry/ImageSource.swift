@@ -15,6 +15,17 @@ public struct ResolvedImage: Sendable {
   public var config: ImageConfig
   /// The platform of the chosen manifest.
   public var platform: Platform
+  /// The documents read on the way, verified, in order: the top-level index or manifest, any nested index, the
+  /// chosen manifest (when it is not the top), the config. What a content store needs to hold the image.
+  public var documents: [FetchedDocument] = []
+}
+
+/// A manifest, index or config as fetched: its descriptor (media type, digest, size) and its bytes.
+public struct FetchedDocument: Sendable {
+  /// The media type, digest and size.
+  public var descriptor: Descriptor
+  /// The bytes.
+  public var bytes: [UInt8]
 }
 
 /// Where an image's manifest and blobs come from: an OCI image layout on disk or (later) a registry.
@@ -57,10 +68,14 @@ extension ImageSource {
   ) throws -> ResolvedImage {
     var bytes = manifestBytes
     var digest = digest
+    var documents: [FetchedDocument] = []
     for _ in 0..<4 {
       guard let type = sniffMediaType(bytes) else {
         throw ClipError(.corrupt, "\(digest) is neither an image manifest nor an index")
       }
+      documents.append(
+        FetchedDocument(
+          descriptor: Descriptor(mediaType: type, digest: digest, size: Int64(bytes.count)), bytes: bytes))
       if MediaType.isIndex(type) {
         let index = try decodeJSON(Index.self, from: bytes, what: "image index \(digest)")
         let chosen = try index.manifest(for: platform)
@@ -73,6 +88,7 @@ extension ImageSource {
       }
       let manifest = try decodeJSON(Manifest.self, from: bytes, what: "image manifest \(digest)")
       let configBytes = try fetch(manifest.config)
+      documents.append(FetchedDocument(descriptor: manifest.config, bytes: configBytes))
       let config = try decodeJSON(ImageConfig.self, from: configBytes, what: "image config \(manifest.config.digest)")
       guard config.rootfs.diffIDs.count == manifest.layers.count else {
         throw ClipError(
@@ -84,7 +100,7 @@ extension ImageSource {
         variant: config.variant)
       return ResolvedImage(
         manifestDigest: digest, manifestMediaType: type, manifest: manifest, configDigest: manifest.config.digest,
-        config: config, platform: imagePlatform)
+        config: config, platform: imagePlatform, documents: documents)
     }
     throw ClipError(.corrupt, "image indexes nest too deeply")
   }

@@ -1,6 +1,6 @@
+import ContainerdAPI
 import Foundation
 import GRPCCore
-import GRPCProtobuf
 import SwiftProtobuf
 
 /// `containerd.services.snapshots.v1.Snapshots` over a `Snapshotter`: what containerd's proxy snapshotter plugin

@@ -1,4 +1,5 @@
 import ClipCore
+import ContainerdAPI
 import Foundation
 import Synchronization
 
@@ -14,22 +15,6 @@ public protocol LazyLayers: Sendable {
   func mount(labels: [String: String], at path: String) throws
   /// Unmounts what `mount` made at `path` (nothing mounted there is fine).
   func unmount(_ path: String)
-}
-
-/// The labels of containerd's remote-snapshotter protocol and the layer identity clip reads from them.
-public enum RemoteLabels {
-  /// The chain ID the snapshot will be committed as (set by containerd's unpacker).
-  public static let targetRef = "containerd.io/snapshot.ref"
-  /// Marks a snapshot whose contents come from elsewhere (set by the snapshotter).
-  public static let remote = "containerd.io/snapshot/remote"
-  /// The image reference (CRI).
-  public static let imageRef = "containerd.io/snapshot/cri.image-ref"
-  /// The image manifest digest (CRI).
-  public static let manifestDigest = "containerd.io/snapshot/cri.manifest-digest"
-  /// The compressed layer's digest (CRI).
-  public static let layerDigest = "containerd.io/snapshot/cri.layer-digest"
-  /// The image's layers, comma-separated (CRI).
-  public static let imageLayers = "containerd.io/snapshot/cri.image-layers"
 }
 
 /// A snapshotter with the semantics of containerd's overlayfs snapshotter (specs/snapshotter.md): each snapshot owns a

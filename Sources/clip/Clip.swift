@@ -12,7 +12,7 @@ struct Clip: ParsableCommand {
     subcommands: [
       IndexCommand.self, InspectCommand.self, ListCommand.self, CatCommand.self, ExtractCommand.self, MountCommand.self,
       UmountCommand.self, StatsCommand.self, BundleCommand.self, HookCommand.self, GCCommand.self,
-      SnapshotterCommand.self,
+      SnapshotterCommand.self, PullCommand.self,
     ])
 
   static func main() {

@@ -2,6 +2,7 @@ import ClipCore
 import ClipFUSE
 import ClipRuntime
 import ClipSnapshotter
+import ContainerdAPI
 import Foundation
 
 #if canImport(Glibc)
@@ -14,8 +15,14 @@ import Foundation
 struct LazyLayerMounts: LazyLayers {
   let roots: ContainerRoots
   let layout: RuntimeLayout
+  /// Annotations every image request gets: how to reach registries (plain HTTP, credentials).
+  let registryAnnotations: [String: String]
 
-  init(root: String, log: @escaping @Sendable (String) -> Void) throws {
+  init(root: String, registry: RegistryOptions, log: @escaping @Sendable (String) -> Void) throws {
+    var annotations: [String: String] = [:]
+    if registry.plainHTTP { annotations[Annotation.plainHTTP] = "true" }
+    if let authfile = registry.authfile { annotations[Annotation.authFile] = authfile }
+    registryAnnotations = annotations
     layout = try RuntimeLayout(root: root)
     roots = ContainerRoots(
       settings: HookSettings(layout: layout, cacheSize: "10G", keepWarm: 0), actions: HookWiring.actions(), log: log)
@@ -25,7 +32,8 @@ struct LazyLayerMounts: LazyLayers {
     guard let reference = labels[RemoteLabels.imageRef], let layer = labels[RemoteLabels.layerDigest] else {
       throw ClipError(.invalidArgument, "no \(RemoteLabels.imageRef) and \(RemoteLabels.layerDigest) labels")
     }
-    guard let request = try ImageRequest(annotations: [Annotation.image: reference]) else { return }
+    let annotations = registryAnnotations.merging([Annotation.image: reference]) { $1 }
+    guard let request = try ImageRequest(annotations: annotations) else { return }
     let index = try roots.index(for: request)
     if let manifest = labels[RemoteLabels.manifestDigest] {
       let indexed = try loadIndex(index).manifestDigest.description

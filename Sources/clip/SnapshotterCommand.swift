@@ -4,7 +4,6 @@ import ClipSnapshotter
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
-import Synchronization
 
 /// `clip snapshotter --address SOCK --root DIR`: containerd's proxy snapshotter (specs/snapshotter.md).
 struct SnapshotterCommand: ParsableCommand {
@@ -18,13 +17,15 @@ struct SnapshotterCommand: ParsableCommand {
   @Option(help: "The snapshotter's state: metadata and snapshot folders.")
   var root = "/var/lib/clip/snapshotter"
 
+  @OptionGroup var registry: RegistryOptions
+
   func run() throws {
     let snapshotter: Snapshotter
     do {
       let log: @Sendable (String) -> Void = { message in
         FileHandle.standardError.write(Data("\(utcTimestamp()) clip snapshotter: \(message)\n".utf8))
       }
-      let lazy = try LazyLayerMounts(root: root + "/lazy", log: log)
+      let lazy = try LazyLayerMounts(root: root + "/lazy", registry: registry, log: log)
       snapshotter = try Snapshotter(root: root, lazy: lazy, log: log)
       snapshotter.restoreLazyLayers()
       try FileManager.default.createDirectory(
@@ -41,18 +42,9 @@ struct SnapshotterCommand: ParsableCommand {
       services: [SnapshotsService(snapshotter: snapshotter).service])
     FileHandle.standardError.write(Data("\(utcTimestamp()) clip snapshotter: serving \(root) on \(address)\n".utf8))
     // The server runs on Swift's thread pool; this (main) thread only waits for it to end.
-    let outcome = Mutex<(any Error)?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    Task.detached {
-      do {
-        try await server.serve()
-      } catch {
-        outcome.withLock { $0 = error }
-      }
-      done.signal()
-    }
-    done.wait()
-    if let error = outcome.withLock({ $0 }) {
+    do {
+      try runBlocking { try await server.serve() }
+    } catch {
       FileHandle.standardError.write(Data("clip: error: the snapshotter stopped: \(error)\n".utf8))
       throw ExitCode(1)
     }

@@ -4,6 +4,7 @@ import ClipIndex
 import ClipRegistry
 import ClipStore
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -31,6 +32,25 @@ func reportingErrors(_ body: () throws -> Void) throws {
     FileHandle.standardError.write(Data("clip: error: \(error)\n".utf8))
     throw ExitCode(1)
   }
+}
+
+/// Runs async work from a synchronous command (the root command stays synchronous: see `Clip.main`) on Swift's
+/// thread pool, this thread waiting for its result.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+  let outcome = Mutex<Result<T, any Error>?>(nil)
+  let done = DispatchSemaphore(value: 0)
+  Task.detached {
+    do {
+      let value = try await body()
+      outcome.withLock { $0 = .success(value) }
+    } catch {
+      outcome.withLock { $0 = .failure(error) }
+    }
+    done.signal()
+  }
+  done.wait()
+  guard let result = outcome.withLock({ $0 }) else { throw ClipError(.system, "async work ended without a result") }
+  return try result.get()
 }
 
 /// Loads an image index file.

@@ -5,7 +5,12 @@
 #
 #   integration/snapshotter/containerd-check.sh
 #
-# Checks: lazy snapshots through containerd's proxy client (conformance/remote_test.go: Prepare with the CRI labels
+# Checks: `clip pull` (another namespace and repository with a published index: nothing of the stock pull is
+# reused) records the image and
+# its layer as a lazy snapshot, `ctr run --snapshotter clip` runs Debian on it while the registry's log shows no
+# layer read in full, a running container keeps reading files never read before (checked against the layer tar)
+# while `clip snapshotter` is stopped and after it restarted, and `ctr image rm` of it leaves no mount;
+# lazy snapshots through containerd's proxy client (conformance/remote_test.go: Prepare with the CRI labels
 # answers AlreadyExists and commits the chain ID as a remote snapshot, a view of it reads the image's files, a
 # snapshotter restart keeps it, labels of a missing image fall back to a plain snapshot, removal leaves no mount);
 # `ctr image pull --snapshotter clip` unpacks the image through clip's snapshots and `ctr run --snapshotter
@@ -34,6 +39,8 @@ crun_cgroup_workaround
 w=$(realpath "$(mktemp -d "${WORK:-/tmp}/.ctrcheck.XXXXXX")")
 NS=clipcheck
 ctr_() { timeout 300 ctr -a "$w/containerd.sock" -n "$NS" "$@"; }
+LAZY_NS=clippull
+ctr_lazy() { timeout 300 ctr -a "$w/containerd.sock" -n "$LAZY_NS" "$@"; }
 snap_pid=""
 ctrd_pid=""
 start_snapshotter() {
@@ -47,6 +54,9 @@ start_snapshotter() {
 cleanup() {
     ctr_ tasks kill -s KILL ctrcheck >/dev/null 2>&1 || true
     ctr_ containers rm ctrcheck >/dev/null 2>&1 || true
+    ctr_lazy tasks kill -s KILL live >/dev/null 2>&1 || true
+    for _ in $(seq 20); do ctr_lazy tasks rm live >/dev/null 2>&1 && break; sleep 0.2; done
+    ctr_lazy containers rm live >/dev/null 2>&1 || true
     [ -n "$ctrd_pid" ] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null || true
     [ -n "$snap_pid" ] && kill "$snap_pid" 2>/dev/null && wait "$snap_pid" 2>/dev/null || true
     { grep -E " $w/" /proc/self/mountinfo || true; } | awk '{ print $5 }' | sort -r |
@@ -124,6 +134,73 @@ if [ -z "$left" ] && [ "$mounts" -eq 0 ] && [ "$dirs" -eq 0 ]; then
     pass "ctr image rm: containerd's gc removed every clip snapshot, no mount or folder left"
 else
     fail "after ctr image rm: snapshots $(tr '\n' '|' <<<"$left"), mounts $mounts, folders $dirs: $(cd "$w/clip/snapshots" && find . -maxdepth 3 | head -5 | tr '\n' ' ')"
+fi
+
+# clip pull: the lazy pull for containerd 1.6.
+LAZY=$REGISTRY_CTRCHECK/debian-lazy:bookworm
+registry_push "$IMG/debian:latest" "$LAZY" >/dev/null
+# its index published beside it (specs/published-index.md), as a build pipeline would: nothing reads the layer
+"$CLIP" index "docker://$LAZY" -o "$w/debian-lazy.clip" --push >/dev/null 2>&1 || fail "clip index --push $LAZY"
+manifest=$IMG/debian/blobs/sha256/$(jq -r '.manifests[0].digest' "$IMG/debian/index.json" | cut -d: -f2)
+layer=$(jq -r '.layers[0].digest' "$manifest")
+layer_tar=$IMG/debian/blobs/sha256/${layer#sha256:}
+layer_spec=$layer:$(jq -r '.layers[0].size' "$manifest")
+mark=$(wc -l <"$REGISTRY_CTRCHECK_LOG")
+if "$CLIP" pull "$LAZY" --address "$w/containerd.sock" --namespace "$LAZY_NS" >"$w/clip-pull.out" 2>&1 &&
+    grep -q "1 layers (1 lazy, 0 downloaded, 0 present)" "$w/clip-pull.out" &&
+    ctr_lazy image ls -q | grep -qxF "$LAZY"; then
+    pass "clip pull: image recorded, its layer mounted lazily ($(tail -n1 "$w/clip-pull.out"))"
+else
+    fail "clip pull: $(tr '\n' '|' <"$w/clip-pull.out" | head -c 600)"
+fi
+if out=$(ctr_lazy run --rm --snapshotter clip "$LAZY" lazyrun sh -c 'head -n1 /etc/os-release; echo hi > /tmp/x && cat /tmp/x' 2>"$w/lazyrun.err") &&
+    grep -q '^PRETTY_NAME="Debian GNU/Linux 12' <<<"$out" && [ "$(tail -n1 <<<"$out")" = hi ]; then
+    pass "clip pull + ctr run --snapshotter clip: Debian's os-release and a write"
+else
+    fail "clip pull + ctr run: $(head -c 300 "$w/lazyrun.err" | tr '\n' '|') out: $(tr '\n' '|' <<<"${out:-}")"
+fi
+sleep 0.5 # the registry writes its access log lines after the responses
+if reads=$(python3 "$INTEG/registry/blob-reads.py" "$REGISTRY_CTRCHECK_LOG" --from-line "$mark" --layer "$layer_spec" --forbid-full); then
+    pass "clip pull + ctr run: no layer read in full ($(tail -n1 <<<"$reads"))"
+else
+    fail "clip pull + ctr run read a layer in full: $(tr '\n' '|' <<<"$reads")"
+fi
+
+# A running container while the snapshotter stops and restarts: files never read before, against the layer's tar.
+same_as_layer() { # PATH-IN-IMAGE EXEC-ID
+    [ "$(ctr_lazy task exec --exec-id "$2" live md5sum "/$1" 2>&1 | cut -d' ' -f1)" = \
+        "$(tar -xzOf "$layer_tar" "./$1" | md5sum | cut -d' ' -f1)" ]
+}
+if ctr_lazy run -d --snapshotter clip "$LAZY" live sleep 600 >/dev/null 2>"$w/live.err" && same_as_layer usr/bin/apt-get e1; then
+    kill "$snap_pid"; wait "$snap_pid" 2>/dev/null || true
+    if same_as_layer usr/bin/dpkg e2; then
+        pass "a running container reads new files while clip snapshotter is stopped"
+    else
+        fail "a running container could not read /usr/bin/dpkg with the snapshotter stopped"
+    fi
+    start_snapshotter
+    if same_as_layer usr/bin/bash e3 && ctr_lazy task exec --exec-id e4 live sh -c 'echo ok > /tmp/y && cat /tmp/y' | grep -qx ok; then
+        pass "after clip snapshotter restarted: the running container reads new files and writes"
+    else
+        fail "after the snapshotter restart: the running container cannot read /usr/bin/bash or write"
+    fi
+else
+    fail "ctr run -d on the lazily pulled image: $(head -c 300 "$w/live.err" | tr '\n' '|')"
+fi
+ctr_lazy tasks kill -s KILL live >/dev/null 2>&1 || true
+for _ in $(seq 50); do ctr_lazy tasks rm live >/dev/null 2>&1 && break; sleep 0.2; done
+ctr_lazy containers rm live >/dev/null 2>&1 || true
+ctr_lazy image rm --sync "$LAZY" >/dev/null 2>&1 || true
+for _ in $(seq 50); do
+    left=$(ctr_lazy snapshots --snapshotter clip ls 2>/dev/null | tail -n +2 || true)
+    mounts=$(grep -c " $w/clip" /proc/self/mountinfo || true)
+    [ -z "$left" ] && [ "$mounts" -eq 0 ] && break
+    sleep 0.2
+done
+if [ -z "$left" ] && [ "$mounts" -eq 0 ]; then
+    pass "ctr image rm of the lazily pulled image: no snapshot or layer mount left"
+else
+    fail "after ctr image rm of $LAZY: snapshots $(tr '\n' '|' <<<"$left"), mounts $mounts"
 fi
 
 # Lazy layers through the proxy client, with the labels CRI's unpacker sets (one layer: chain ID = diff ID).

@@ -42,27 +42,27 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 ///
 /// The Mount type follows the structure of the mount syscall, including a type,
 /// source, target and options.
-nonisolated struct Containerd_Types_Mount: Sendable {
+public nonisolated struct Containerd_Types_Mount: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Type defines the nature of the mount.
-  var type: String = String()
+  public var type: String = String()
 
   /// Source specifies the name of the mount. Depending on mount type, this
   /// may be a volume name or a host path, or even ignored.
-  var source: String = String()
+  public var source: String = String()
 
   /// Target path in container
-  var target: String = String()
+  public var target: String = String()
 
   /// Options specifies zero or more fstab style mount options.
-  var options: [String] = []
+  public var options: [String] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -70,10 +70,10 @@ nonisolated struct Containerd_Types_Mount: Sendable {
 fileprivate nonisolated let _protobuf_package = "containerd.types"
 
 nonisolated extension Containerd_Types_Mount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Mount"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{1}source\0\u{1}target\0\u{1}options\0")
+  public static let protoMessageName: String = _protobuf_package + ".Mount"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}type\0\u{1}source\0\u{1}target\0\u{1}options\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -88,7 +88,7 @@ nonisolated extension Containerd_Types_Mount: SwiftProtobuf.Message, SwiftProtob
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.type.isEmpty {
       try visitor.visitSingularStringField(value: self.type, fieldNumber: 1)
     }
@@ -104,7 +104,7 @@ nonisolated extension Containerd_Types_Mount: SwiftProtobuf.Message, SwiftProtob
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Types_Mount, rhs: Containerd_Types_Mount) -> Bool {
+  public static func ==(lhs: Containerd_Types_Mount, rhs: Containerd_Types_Mount) -> Bool {
     if lhs.type != rhs.type {return false}
     if lhs.source != rhs.source {return false}
     if lhs.target != rhs.target {return false}

@@ -31,143 +31,143 @@ import SwiftProtobuf
 
 /// Namespace containing generated types for the "containerd.services.snapshots.v1.Snapshots" service.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-internal enum Containerd_Services_Snapshots_V1_Snapshots: Sendable {
+public enum Containerd_Services_Snapshots_V1_Snapshots: Sendable {
     /// Service descriptor for the "containerd.services.snapshots.v1.Snapshots" service.
-    internal static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots")
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots")
     /// Namespace for method metadata.
-    internal enum Method: Sendable {
+    public enum Method: Sendable {
         /// Namespace for "Prepare" metadata.
-        internal enum Prepare: Sendable {
+        public enum Prepare: Sendable {
             /// Request type for "Prepare".
-            internal typealias Input = Containerd_Services_Snapshots_V1_PrepareSnapshotRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_PrepareSnapshotRequest
             /// Response type for "Prepare".
-            internal typealias Output = Containerd_Services_Snapshots_V1_PrepareSnapshotResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_PrepareSnapshotResponse
             /// Descriptor for "Prepare".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Prepare",
                 type: .unary
             )
         }
         /// Namespace for "View" metadata.
-        internal enum View: Sendable {
+        public enum View: Sendable {
             /// Request type for "View".
-            internal typealias Input = Containerd_Services_Snapshots_V1_ViewSnapshotRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_ViewSnapshotRequest
             /// Response type for "View".
-            internal typealias Output = Containerd_Services_Snapshots_V1_ViewSnapshotResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_ViewSnapshotResponse
             /// Descriptor for "View".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "View",
                 type: .unary
             )
         }
         /// Namespace for "Mounts" metadata.
-        internal enum Mounts: Sendable {
+        public enum Mounts: Sendable {
             /// Request type for "Mounts".
-            internal typealias Input = Containerd_Services_Snapshots_V1_MountsRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_MountsRequest
             /// Response type for "Mounts".
-            internal typealias Output = Containerd_Services_Snapshots_V1_MountsResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_MountsResponse
             /// Descriptor for "Mounts".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Mounts",
                 type: .unary
             )
         }
         /// Namespace for "Commit" metadata.
-        internal enum Commit: Sendable {
+        public enum Commit: Sendable {
             /// Request type for "Commit".
-            internal typealias Input = Containerd_Services_Snapshots_V1_CommitSnapshotRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_CommitSnapshotRequest
             /// Response type for "Commit".
-            internal typealias Output = SwiftProtobuf.Google_Protobuf_Empty
+            public typealias Output = SwiftProtobuf.Google_Protobuf_Empty
             /// Descriptor for "Commit".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Commit",
                 type: .unary
             )
         }
         /// Namespace for "Remove" metadata.
-        internal enum Remove: Sendable {
+        public enum Remove: Sendable {
             /// Request type for "Remove".
-            internal typealias Input = Containerd_Services_Snapshots_V1_RemoveSnapshotRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_RemoveSnapshotRequest
             /// Response type for "Remove".
-            internal typealias Output = SwiftProtobuf.Google_Protobuf_Empty
+            public typealias Output = SwiftProtobuf.Google_Protobuf_Empty
             /// Descriptor for "Remove".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Remove",
                 type: .unary
             )
         }
         /// Namespace for "Stat" metadata.
-        internal enum Stat: Sendable {
+        public enum Stat: Sendable {
             /// Request type for "Stat".
-            internal typealias Input = Containerd_Services_Snapshots_V1_StatSnapshotRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_StatSnapshotRequest
             /// Response type for "Stat".
-            internal typealias Output = Containerd_Services_Snapshots_V1_StatSnapshotResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_StatSnapshotResponse
             /// Descriptor for "Stat".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Stat",
                 type: .unary
             )
         }
         /// Namespace for "Update" metadata.
-        internal enum Update: Sendable {
+        public enum Update: Sendable {
             /// Request type for "Update".
-            internal typealias Input = Containerd_Services_Snapshots_V1_UpdateSnapshotRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_UpdateSnapshotRequest
             /// Response type for "Update".
-            internal typealias Output = Containerd_Services_Snapshots_V1_UpdateSnapshotResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_UpdateSnapshotResponse
             /// Descriptor for "Update".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Update",
                 type: .unary
             )
         }
         /// Namespace for "List" metadata.
-        internal enum List: Sendable {
+        public enum List: Sendable {
             /// Request type for "List".
-            internal typealias Input = Containerd_Services_Snapshots_V1_ListSnapshotsRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_ListSnapshotsRequest
             /// Response type for "List".
-            internal typealias Output = Containerd_Services_Snapshots_V1_ListSnapshotsResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_ListSnapshotsResponse
             /// Descriptor for "List".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "List",
                 type: .serverStreaming
             )
         }
         /// Namespace for "Usage" metadata.
-        internal enum Usage: Sendable {
+        public enum Usage: Sendable {
             /// Request type for "Usage".
-            internal typealias Input = Containerd_Services_Snapshots_V1_UsageRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_UsageRequest
             /// Response type for "Usage".
-            internal typealias Output = Containerd_Services_Snapshots_V1_UsageResponse
+            public typealias Output = Containerd_Services_Snapshots_V1_UsageResponse
             /// Descriptor for "Usage".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Usage",
                 type: .unary
             )
         }
         /// Namespace for "Cleanup" metadata.
-        internal enum Cleanup: Sendable {
+        public enum Cleanup: Sendable {
             /// Request type for "Cleanup".
-            internal typealias Input = Containerd_Services_Snapshots_V1_CleanupRequest
+            public typealias Input = Containerd_Services_Snapshots_V1_CleanupRequest
             /// Response type for "Cleanup".
-            internal typealias Output = SwiftProtobuf.Google_Protobuf_Empty
+            public typealias Output = SwiftProtobuf.Google_Protobuf_Empty
             /// Descriptor for "Cleanup".
-            internal static let descriptor = GRPCCore.MethodDescriptor(
+            public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots"),
                 method: "Cleanup",
                 type: .unary
             )
         }
         /// Descriptors for all methods in the "containerd.services.snapshots.v1.Snapshots" service.
-        internal static let descriptors: [GRPCCore.MethodDescriptor] = [
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Prepare.descriptor,
             View.descriptor,
             Mounts.descriptor,
@@ -185,7 +185,7 @@ internal enum Containerd_Services_Snapshots_V1_Snapshots: Sendable {
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
 extension GRPCCore.ServiceDescriptor {
     /// Service descriptor for the "containerd.services.snapshots.v1.Snapshots" service.
-    internal static let containerd_services_snapshots_v1_Snapshots = GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots")
+    public static let containerd_services_snapshots_v1_Snapshots = GRPCCore.ServiceDescriptor(fullyQualifiedService: "containerd.services.snapshots.v1.Snapshots")
 }
 
 // MARK: containerd.services.snapshots.v1.Snapshots (server)
@@ -207,7 +207,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
     /// > Source IDL Documentation:
     /// >
     /// > Snapshot service manages snapshots
-    internal protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "Prepare" method.
         ///
         /// - Parameters:
@@ -360,7 +360,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
     /// > Source IDL Documentation:
     /// >
     /// > Snapshot service manages snapshots
-    internal protocol ServiceProtocol: Containerd_Services_Snapshots_V1_Snapshots.StreamingServiceProtocol {
+    public protocol ServiceProtocol: Containerd_Services_Snapshots_V1_Snapshots.StreamingServiceProtocol {
         /// Handle the "Prepare" method.
         ///
         /// - Parameters:
@@ -511,7 +511,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
     /// > Source IDL Documentation:
     /// >
     /// > Snapshot service manages snapshots
-    internal protocol SimpleServiceProtocol: Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
+    public protocol SimpleServiceProtocol: Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         /// Handle the "Prepare" method.
         ///
         /// - Parameters:
@@ -658,7 +658,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
 // Default implementation of 'registerMethods(with:)'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
 extension Containerd_Services_Snapshots_V1_Snapshots.StreamingServiceProtocol {
-    internal func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
         router.registerHandler(
             forMethod: Containerd_Services_Snapshots_V1_Snapshots.Method.Prepare.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Containerd_Services_Snapshots_V1_PrepareSnapshotRequest>(),
@@ -775,7 +775,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.StreamingServiceProtocol {
 // Default implementation of streaming methods from 'StreamingServiceProtocol'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
 extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
-    internal func prepare(
+    public func prepare(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_PrepareSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_PrepareSnapshotResponse> {
@@ -786,7 +786,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func view(
+    public func view(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_ViewSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_ViewSnapshotResponse> {
@@ -797,7 +797,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func mounts(
+    public func mounts(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_MountsRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_MountsResponse> {
@@ -808,7 +808,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func commit(
+    public func commit(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_CommitSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
@@ -819,7 +819,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func remove(
+    public func remove(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_RemoveSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
@@ -830,7 +830,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func stat(
+    public func stat(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_StatSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_StatSnapshotResponse> {
@@ -841,7 +841,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func update(
+    public func update(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_UpdateSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_UpdateSnapshotResponse> {
@@ -852,7 +852,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func list(
+    public func list(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_ListSnapshotsRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_ListSnapshotsResponse> {
@@ -863,7 +863,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return response
     }
 
-    internal func usage(
+    public func usage(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_UsageRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_UsageResponse> {
@@ -874,7 +874,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
-    internal func cleanup(
+    public func cleanup(
         request: GRPCCore.StreamingServerRequest<Containerd_Services_Snapshots_V1_CleanupRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
@@ -889,7 +889,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ServiceProtocol {
 // Default implementation of methods from 'ServiceProtocol'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
 extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
-    internal func prepare(
+    public func prepare(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_PrepareSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Containerd_Services_Snapshots_V1_PrepareSnapshotResponse> {
@@ -902,7 +902,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func view(
+    public func view(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_ViewSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Containerd_Services_Snapshots_V1_ViewSnapshotResponse> {
@@ -915,7 +915,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func mounts(
+    public func mounts(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_MountsRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Containerd_Services_Snapshots_V1_MountsResponse> {
@@ -928,7 +928,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func commit(
+    public func commit(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_CommitSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
@@ -941,7 +941,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func remove(
+    public func remove(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_RemoveSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
@@ -954,7 +954,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func stat(
+    public func stat(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_StatSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Containerd_Services_Snapshots_V1_StatSnapshotResponse> {
@@ -967,7 +967,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func update(
+    public func update(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_UpdateSnapshotRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Containerd_Services_Snapshots_V1_UpdateSnapshotResponse> {
@@ -980,7 +980,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func list(
+    public func list(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_ListSnapshotsRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Containerd_Services_Snapshots_V1_ListSnapshotsResponse> {
@@ -997,7 +997,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func usage(
+    public func usage(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_UsageRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<Containerd_Services_Snapshots_V1_UsageResponse> {
@@ -1010,7 +1010,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.SimpleServiceProtocol {
         )
     }
 
-    internal func cleanup(
+    public func cleanup(
         request: GRPCCore.ServerRequest<Containerd_Services_Snapshots_V1_CleanupRequest>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.ServerResponse<SwiftProtobuf.Google_Protobuf_Empty> {
@@ -1036,7 +1036,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
     /// > Source IDL Documentation:
     /// >
     /// > Snapshot service manages snapshots
-    internal protocol ClientProtocol: Sendable {
+    public protocol ClientProtocol: Sendable {
         /// Call the "Prepare" method.
         ///
         /// - Parameters:
@@ -1237,14 +1237,14 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
     /// > Source IDL Documentation:
     /// >
     /// > Snapshot service manages snapshots
-    internal struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 
         /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
         ///
         /// - Parameters:
         ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
-        internal init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
             self.client = client
         }
 
@@ -1259,7 +1259,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func prepare<Result>(
+        public func prepare<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_PrepareSnapshotRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_PrepareSnapshotRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_PrepareSnapshotResponse>,
@@ -1289,7 +1289,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func view<Result>(
+        public func view<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_ViewSnapshotRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_ViewSnapshotRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_ViewSnapshotResponse>,
@@ -1319,7 +1319,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func mounts<Result>(
+        public func mounts<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_MountsRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_MountsRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_MountsResponse>,
@@ -1349,7 +1349,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func commit<Result>(
+        public func commit<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_CommitSnapshotRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_CommitSnapshotRequest>,
             deserializer: some GRPCCore.MessageDeserializer<SwiftProtobuf.Google_Protobuf_Empty>,
@@ -1379,7 +1379,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func remove<Result>(
+        public func remove<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_RemoveSnapshotRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_RemoveSnapshotRequest>,
             deserializer: some GRPCCore.MessageDeserializer<SwiftProtobuf.Google_Protobuf_Empty>,
@@ -1409,7 +1409,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func stat<Result>(
+        public func stat<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_StatSnapshotRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_StatSnapshotRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_StatSnapshotResponse>,
@@ -1439,7 +1439,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func update<Result>(
+        public func update<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_UpdateSnapshotRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_UpdateSnapshotRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_UpdateSnapshotResponse>,
@@ -1469,7 +1469,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func list<Result>(
+        public func list<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_ListSnapshotsRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_ListSnapshotsRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_ListSnapshotsResponse>,
@@ -1497,7 +1497,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func usage<Result>(
+        public func usage<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_UsageRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_UsageRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Containerd_Services_Snapshots_V1_UsageResponse>,
@@ -1527,7 +1527,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots {
         ///       the caller. Returning from the closure will cancel the RPC if it hasn't
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
-        internal func cleanup<Result>(
+        public func cleanup<Result>(
             request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_CleanupRequest>,
             serializer: some GRPCCore.MessageSerializer<Containerd_Services_Snapshots_V1_CleanupRequest>,
             deserializer: some GRPCCore.MessageDeserializer<SwiftProtobuf.Google_Protobuf_Empty>,
@@ -1560,7 +1560,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func prepare<Result>(
+    public func prepare<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_PrepareSnapshotRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Containerd_Services_Snapshots_V1_PrepareSnapshotResponse>) async throws -> Result = { response in
@@ -1585,7 +1585,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func view<Result>(
+    public func view<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_ViewSnapshotRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Containerd_Services_Snapshots_V1_ViewSnapshotResponse>) async throws -> Result = { response in
@@ -1610,7 +1610,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func mounts<Result>(
+    public func mounts<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_MountsRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Containerd_Services_Snapshots_V1_MountsResponse>) async throws -> Result = { response in
@@ -1635,7 +1635,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func commit<Result>(
+    public func commit<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_CommitSnapshotRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result = { response in
@@ -1660,7 +1660,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func remove<Result>(
+    public func remove<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_RemoveSnapshotRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result = { response in
@@ -1685,7 +1685,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func stat<Result>(
+    public func stat<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_StatSnapshotRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Containerd_Services_Snapshots_V1_StatSnapshotResponse>) async throws -> Result = { response in
@@ -1710,7 +1710,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func update<Result>(
+    public func update<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_UpdateSnapshotRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Containerd_Services_Snapshots_V1_UpdateSnapshotResponse>) async throws -> Result = { response in
@@ -1735,7 +1735,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func list<Result>(
+    public func list<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_ListSnapshotsRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Containerd_Services_Snapshots_V1_ListSnapshotsResponse>) async throws -> Result
@@ -1758,7 +1758,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func usage<Result>(
+    public func usage<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_UsageRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Containerd_Services_Snapshots_V1_UsageResponse>) async throws -> Result = { response in
@@ -1783,7 +1783,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func cleanup<Result>(
+    public func cleanup<Result>(
         request: GRPCCore.ClientRequest<Containerd_Services_Snapshots_V1_CleanupRequest>,
         options: GRPCCore.CallOptions = .defaults,
         onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<SwiftProtobuf.Google_Protobuf_Empty>) async throws -> Result = { response in
@@ -1813,7 +1813,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func prepare<Result>(
+    public func prepare<Result>(
         _ message: Containerd_Services_Snapshots_V1_PrepareSnapshotRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -1842,7 +1842,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func view<Result>(
+    public func view<Result>(
         _ message: Containerd_Services_Snapshots_V1_ViewSnapshotRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -1871,7 +1871,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func mounts<Result>(
+    public func mounts<Result>(
         _ message: Containerd_Services_Snapshots_V1_MountsRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -1900,7 +1900,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func commit<Result>(
+    public func commit<Result>(
         _ message: Containerd_Services_Snapshots_V1_CommitSnapshotRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -1929,7 +1929,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func remove<Result>(
+    public func remove<Result>(
         _ message: Containerd_Services_Snapshots_V1_RemoveSnapshotRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -1958,7 +1958,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func stat<Result>(
+    public func stat<Result>(
         _ message: Containerd_Services_Snapshots_V1_StatSnapshotRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -1987,7 +1987,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func update<Result>(
+    public func update<Result>(
         _ message: Containerd_Services_Snapshots_V1_UpdateSnapshotRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -2016,7 +2016,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func list<Result>(
+    public func list<Result>(
         _ message: Containerd_Services_Snapshots_V1_ListSnapshotsRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -2043,7 +2043,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func usage<Result>(
+    public func usage<Result>(
         _ message: Containerd_Services_Snapshots_V1_UsageRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,
@@ -2072,7 +2072,7 @@ extension Containerd_Services_Snapshots_V1_Snapshots.ClientProtocol {
     ///       the caller. Returning from the closure will cancel the RPC if it hasn't
     ///       already finished.
     /// - Returns: The result of `handleResponse`.
-    internal func cleanup<Result>(
+    public func cleanup<Result>(
         _ message: Containerd_Services_Snapshots_V1_CleanupRequest,
         metadata: GRPCCore.Metadata = [:],
         options: GRPCCore.CallOptions = .defaults,

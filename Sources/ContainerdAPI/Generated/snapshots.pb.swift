@@ -35,19 +35,19 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated enum Containerd_Services_Snapshots_V1_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
-  typealias RawValue = Int
+public nonisolated enum Containerd_Services_Snapshots_V1_Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
   case unknown // = 0
   case view // = 1
   case active // = 2
   case committed // = 3
   case UNRECOGNIZED(Int)
 
-  init() {
+  public init() {
     self = .unknown
   }
 
-  init?(rawValue: Int) {
+  public init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .unknown
     case 1: self = .view
@@ -57,7 +57,7 @@ nonisolated enum Containerd_Services_Snapshots_V1_Kind: SwiftProtobuf.Enum, Swif
     }
   }
 
-  var rawValue: Int {
+  public var rawValue: Int {
     switch self {
     case .unknown: return 0
     case .view: return 1
@@ -68,7 +68,7 @@ nonisolated enum Containerd_Services_Snapshots_V1_Kind: SwiftProtobuf.Enum, Swif
   }
 
   // The compiler won't synthesize support with the UNRECOGNIZED case.
-  static let allCases: [Containerd_Services_Snapshots_V1_Kind] = [
+  public static let allCases: [Containerd_Services_Snapshots_V1_Kind] = [
     .unknown,
     .view,
     .active,
@@ -77,227 +77,227 @@ nonisolated enum Containerd_Services_Snapshots_V1_Kind: SwiftProtobuf.Enum, Swif
 
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_PrepareSnapshotRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_PrepareSnapshotRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
-  var parent: String = String()
+  public var parent: String = String()
 
   /// Labels are arbitrary data on snapshots.
   ///
   /// The combined size of a key/value pair cannot exceed 4096 bytes.
-  var labels: Dictionary<String,String> = [:]
+  public var labels: Dictionary<String,String> = [:]
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_PrepareSnapshotResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_PrepareSnapshotResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var mounts: [Containerd_Types_Mount] = []
+  public var mounts: [Containerd_Types_Mount] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_ViewSnapshotRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_ViewSnapshotRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
-  var parent: String = String()
+  public var parent: String = String()
 
   /// Labels are arbitrary data on snapshots.
   ///
   /// The combined size of a key/value pair cannot exceed 4096 bytes.
-  var labels: Dictionary<String,String> = [:]
+  public var labels: Dictionary<String,String> = [:]
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_ViewSnapshotResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_ViewSnapshotResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var mounts: [Containerd_Types_Mount] = []
+  public var mounts: [Containerd_Types_Mount] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_MountsRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_MountsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_MountsResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_MountsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var mounts: [Containerd_Types_Mount] = []
+  public var mounts: [Containerd_Types_Mount] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_RemoveSnapshotRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_RemoveSnapshotRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_CommitSnapshotRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_CommitSnapshotRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var name: String = String()
+  public var name: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
   /// Labels are arbitrary data on snapshots.
   ///
   /// The combined size of a key/value pair cannot exceed 4096 bytes.
-  var labels: Dictionary<String,String> = [:]
+  public var labels: Dictionary<String,String> = [:]
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_StatSnapshotRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_StatSnapshotRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_Info: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_Info: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var name: String = String()
+  public var name: String = String()
 
-  var parent: String = String()
+  public var parent: String = String()
 
-  var kind: Containerd_Services_Snapshots_V1_Kind = .unknown
+  public var kind: Containerd_Services_Snapshots_V1_Kind = .unknown
 
   /// CreatedAt provides the time at which the snapshot was created.
-  var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_createdAt = newValue}
   }
   /// Returns true if `createdAt` has been explicitly set.
-  var hasCreatedAt: Bool {self._createdAt != nil}
+  public var hasCreatedAt: Bool {self._createdAt != nil}
   /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
-  mutating func clearCreatedAt() {self._createdAt = nil}
+  public mutating func clearCreatedAt() {self._createdAt = nil}
 
   /// UpdatedAt provides the time the info was last updated.
-  var updatedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+  public var updatedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_updatedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_updatedAt = newValue}
   }
   /// Returns true if `updatedAt` has been explicitly set.
-  var hasUpdatedAt: Bool {self._updatedAt != nil}
+  public var hasUpdatedAt: Bool {self._updatedAt != nil}
   /// Clears the value of `updatedAt`. Subsequent reads from it will return its default value.
-  mutating func clearUpdatedAt() {self._updatedAt = nil}
+  public mutating func clearUpdatedAt() {self._updatedAt = nil}
 
   /// Labels are arbitrary data on snapshots.
   ///
   /// The combined size of a key/value pair cannot exceed 4096 bytes.
-  var labels: Dictionary<String,String> = [:]
+  public var labels: Dictionary<String,String> = [:]
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
   fileprivate var _updatedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_StatSnapshotResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_StatSnapshotResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var info: Containerd_Services_Snapshots_V1_Info {
+  public var info: Containerd_Services_Snapshots_V1_Info {
     get {_info ?? Containerd_Services_Snapshots_V1_Info()}
     set {_info = newValue}
   }
   /// Returns true if `info` has been explicitly set.
-  var hasInfo: Bool {self._info != nil}
+  public var hasInfo: Bool {self._info != nil}
   /// Clears the value of `info`. Subsequent reads from it will return its default value.
-  mutating func clearInfo() {self._info = nil}
+  public mutating func clearInfo() {self._info = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 
   fileprivate var _info: Containerd_Services_Snapshots_V1_Info? = nil
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var info: Containerd_Services_Snapshots_V1_Info {
+  public var info: Containerd_Services_Snapshots_V1_Info {
     get {_info ?? Containerd_Services_Snapshots_V1_Info()}
     set {_info = newValue}
   }
   /// Returns true if `info` has been explicitly set.
-  var hasInfo: Bool {self._info != nil}
+  public var hasInfo: Bool {self._info != nil}
   /// Clears the value of `info`. Subsequent reads from it will return its default value.
-  mutating func clearInfo() {self._info = nil}
+  public mutating func clearInfo() {self._info = nil}
 
   /// UpdateMask specifies which fields to perform the update on. If empty,
   /// the operation applies to all fields.
@@ -305,50 +305,50 @@ nonisolated struct Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: Senda
   /// In info, Name, Parent, Kind, Created are immutable,
   /// other field may be updated using this mask.
   /// If no mask is provided, all mutable field are updated.
-  var updateMask: SwiftProtobuf.Google_Protobuf_FieldMask {
+  public var updateMask: SwiftProtobuf.Google_Protobuf_FieldMask {
     get {_updateMask ?? SwiftProtobuf.Google_Protobuf_FieldMask()}
     set {_updateMask = newValue}
   }
   /// Returns true if `updateMask` has been explicitly set.
-  var hasUpdateMask: Bool {self._updateMask != nil}
+  public var hasUpdateMask: Bool {self._updateMask != nil}
   /// Clears the value of `updateMask`. Subsequent reads from it will return its default value.
-  mutating func clearUpdateMask() {self._updateMask = nil}
+  public mutating func clearUpdateMask() {self._updateMask = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 
   fileprivate var _info: Containerd_Services_Snapshots_V1_Info? = nil
   fileprivate var _updateMask: SwiftProtobuf.Google_Protobuf_FieldMask? = nil
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_UpdateSnapshotResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_UpdateSnapshotResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var info: Containerd_Services_Snapshots_V1_Info {
+  public var info: Containerd_Services_Snapshots_V1_Info {
     get {_info ?? Containerd_Services_Snapshots_V1_Info()}
     set {_info = newValue}
   }
   /// Returns true if `info` has been explicitly set.
-  var hasInfo: Bool {self._info != nil}
+  public var hasInfo: Bool {self._info != nil}
   /// Clears the value of `info`. Subsequent reads from it will return its default value.
-  mutating func clearInfo() {self._info = nil}
+  public mutating func clearInfo() {self._info = nil}
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 
   fileprivate var _info: Containerd_Services_Snapshots_V1_Info? = nil
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_ListSnapshotsRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_ListSnapshotsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
   /// Filters contains one or more filters using the syntax defined in the
   /// containerd filter package.
@@ -360,63 +360,63 @@ nonisolated struct Containerd_Services_Snapshots_V1_ListSnapshotsRequest: Sendab
   ///	filters[0] or filters[1] or ... or filters[n-1] or filters[n]
   ///
   /// If filters is zero-length or nil, all items will be returned.
-  var filters: [String] = []
+  public var filters: [String] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_ListSnapshotsResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_ListSnapshotsResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var info: [Containerd_Services_Snapshots_V1_Info] = []
+  public var info: [Containerd_Services_Snapshots_V1_Info] = []
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_UsageRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_UsageRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var key: String = String()
+  public var key: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_UsageResponse: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_UsageResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var size: Int64 = 0
+  public var size: Int64 = 0
 
-  var inodes: Int64 = 0
+  public var inodes: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Containerd_Services_Snapshots_V1_CleanupRequest: Sendable {
+public nonisolated struct Containerd_Services_Snapshots_V1_CleanupRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var snapshotter: String = String()
+  public var snapshotter: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -424,14 +424,14 @@ nonisolated struct Containerd_Services_Snapshots_V1_CleanupRequest: Sendable {
 fileprivate nonisolated let _protobuf_package = "containerd.services.snapshots.v1"
 
 nonisolated extension Containerd_Services_Snapshots_V1_Kind: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNKNOWN\0\u{1}VIEW\0\u{1}ACTIVE\0\u{1}COMMITTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNKNOWN\0\u{1}VIEW\0\u{1}ACTIVE\0\u{1}COMMITTED\0")
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".PrepareSnapshotRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0\u{1}parent\0\u{1}labels\0")
+  public static let protoMessageName: String = _protobuf_package + ".PrepareSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0\u{1}parent\0\u{1}labels\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -446,7 +446,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotRequest: S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -462,7 +462,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotRequest: S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_PrepareSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_PrepareSnapshotRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_PrepareSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_PrepareSnapshotRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.key != rhs.key {return false}
     if lhs.parent != rhs.parent {return false}
@@ -473,10 +473,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotRequest: S
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".PrepareSnapshotResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mounts\0")
+  public static let protoMessageName: String = _protobuf_package + ".PrepareSnapshotResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mounts\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -488,14 +488,14 @@ nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotResponse: 
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.mounts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.mounts, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_PrepareSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_PrepareSnapshotResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_PrepareSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_PrepareSnapshotResponse) -> Bool {
     if lhs.mounts != rhs.mounts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -503,10 +503,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_PrepareSnapshotResponse: 
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ViewSnapshotRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0\u{1}parent\0\u{1}labels\0")
+  public static let protoMessageName: String = _protobuf_package + ".ViewSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0\u{1}parent\0\u{1}labels\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -521,7 +521,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotRequest: Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -537,7 +537,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotRequest: Swif
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_ViewSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_ViewSnapshotRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_ViewSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_ViewSnapshotRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.key != rhs.key {return false}
     if lhs.parent != rhs.parent {return false}
@@ -548,10 +548,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotRequest: Swif
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ViewSnapshotResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mounts\0")
+  public static let protoMessageName: String = _protobuf_package + ".ViewSnapshotResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mounts\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -563,14 +563,14 @@ nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotResponse: Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.mounts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.mounts, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_ViewSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_ViewSnapshotResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_ViewSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_ViewSnapshotResponse) -> Bool {
     if lhs.mounts != rhs.mounts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -578,10 +578,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_ViewSnapshotResponse: Swi
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_MountsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".MountsRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
+  public static let protoMessageName: String = _protobuf_package + ".MountsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -594,7 +594,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_MountsRequest: SwiftProto
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -604,7 +604,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_MountsRequest: SwiftProto
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_MountsRequest, rhs: Containerd_Services_Snapshots_V1_MountsRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_MountsRequest, rhs: Containerd_Services_Snapshots_V1_MountsRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.key != rhs.key {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -613,10 +613,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_MountsRequest: SwiftProto
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_MountsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".MountsResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mounts\0")
+  public static let protoMessageName: String = _protobuf_package + ".MountsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mounts\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -628,14 +628,14 @@ nonisolated extension Containerd_Services_Snapshots_V1_MountsResponse: SwiftProt
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.mounts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.mounts, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_MountsResponse, rhs: Containerd_Services_Snapshots_V1_MountsResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_MountsResponse, rhs: Containerd_Services_Snapshots_V1_MountsResponse) -> Bool {
     if lhs.mounts != rhs.mounts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -643,10 +643,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_MountsResponse: SwiftProt
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_RemoveSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".RemoveSnapshotRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
+  public static let protoMessageName: String = _protobuf_package + ".RemoveSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -659,7 +659,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_RemoveSnapshotRequest: Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -669,7 +669,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_RemoveSnapshotRequest: Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_RemoveSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_RemoveSnapshotRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_RemoveSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_RemoveSnapshotRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.key != rhs.key {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -678,10 +678,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_RemoveSnapshotRequest: Sw
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_CommitSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CommitSnapshotRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}name\0\u{1}key\0\u{1}labels\0")
+  public static let protoMessageName: String = _protobuf_package + ".CommitSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}name\0\u{1}key\0\u{1}labels\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -696,7 +696,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_CommitSnapshotRequest: Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -712,7 +712,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_CommitSnapshotRequest: Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_CommitSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_CommitSnapshotRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_CommitSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_CommitSnapshotRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.name != rhs.name {return false}
     if lhs.key != rhs.key {return false}
@@ -723,10 +723,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_CommitSnapshotRequest: Sw
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".StatSnapshotRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
+  public static let protoMessageName: String = _protobuf_package + ".StatSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -739,7 +739,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotRequest: Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -749,7 +749,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotRequest: Swif
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_StatSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_StatSnapshotRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_StatSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_StatSnapshotRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.key != rhs.key {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -758,10 +758,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotRequest: Swif
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_Info: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Info"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}parent\0\u{1}kind\0\u{3}created_at\0\u{3}updated_at\0\u{1}labels\0")
+  public static let protoMessageName: String = _protobuf_package + ".Info"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}parent\0\u{1}kind\0\u{3}created_at\0\u{3}updated_at\0\u{1}labels\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -778,7 +778,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_Info: SwiftProtobuf.Messa
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -804,7 +804,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_Info: SwiftProtobuf.Messa
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_Info, rhs: Containerd_Services_Snapshots_V1_Info) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_Info, rhs: Containerd_Services_Snapshots_V1_Info) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.parent != rhs.parent {return false}
     if lhs.kind != rhs.kind {return false}
@@ -817,10 +817,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_Info: SwiftProtobuf.Messa
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".StatSnapshotResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0")
+  public static let protoMessageName: String = _protobuf_package + ".StatSnapshotResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -832,7 +832,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotResponse: Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -843,7 +843,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotResponse: Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_StatSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_StatSnapshotResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_StatSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_StatSnapshotResponse) -> Bool {
     if lhs._info != rhs._info {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -851,10 +851,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_StatSnapshotResponse: Swi
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".UpdateSnapshotRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}info\0\u{3}update_mask\0")
+  public static let protoMessageName: String = _protobuf_package + ".UpdateSnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}info\0\u{3}update_mask\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -868,7 +868,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -885,7 +885,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: Sw
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_UpdateSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_UpdateSnapshotRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_UpdateSnapshotRequest, rhs: Containerd_Services_Snapshots_V1_UpdateSnapshotRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs._info != rhs._info {return false}
     if lhs._updateMask != rhs._updateMask {return false}
@@ -895,10 +895,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotRequest: Sw
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".UpdateSnapshotResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0")
+  public static let protoMessageName: String = _protobuf_package + ".UpdateSnapshotResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -910,7 +910,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotResponse: S
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     // The use of inline closures is to circumvent an issue where the compiler
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
@@ -921,7 +921,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotResponse: S
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_UpdateSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_UpdateSnapshotResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_UpdateSnapshotResponse, rhs: Containerd_Services_Snapshots_V1_UpdateSnapshotResponse) -> Bool {
     if lhs._info != rhs._info {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -929,10 +929,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_UpdateSnapshotResponse: S
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ListSnapshotsRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}filters\0")
+  public static let protoMessageName: String = _protobuf_package + ".ListSnapshotsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}filters\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -945,7 +945,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsRequest: Swi
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -955,7 +955,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsRequest: Swi
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_ListSnapshotsRequest, rhs: Containerd_Services_Snapshots_V1_ListSnapshotsRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_ListSnapshotsRequest, rhs: Containerd_Services_Snapshots_V1_ListSnapshotsRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.filters != rhs.filters {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -964,10 +964,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsRequest: Swi
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".ListSnapshotsResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0")
+  public static let protoMessageName: String = _protobuf_package + ".ListSnapshotsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}info\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -979,14 +979,14 @@ nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsResponse: Sw
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.info.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.info, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_ListSnapshotsResponse, rhs: Containerd_Services_Snapshots_V1_ListSnapshotsResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_ListSnapshotsResponse, rhs: Containerd_Services_Snapshots_V1_ListSnapshotsResponse) -> Bool {
     if lhs.info != rhs.info {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -994,10 +994,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_ListSnapshotsResponse: Sw
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_UsageRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".UsageRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
+  public static let protoMessageName: String = _protobuf_package + ".UsageRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0\u{1}key\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1010,7 +1010,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UsageRequest: SwiftProtob
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
@@ -1020,7 +1020,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UsageRequest: SwiftProtob
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_UsageRequest, rhs: Containerd_Services_Snapshots_V1_UsageRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_UsageRequest, rhs: Containerd_Services_Snapshots_V1_UsageRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.key != rhs.key {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1029,10 +1029,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_UsageRequest: SwiftProtob
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_UsageResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".UsageResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}inodes\0")
+  public static let protoMessageName: String = _protobuf_package + ".UsageResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}inodes\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1045,7 +1045,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UsageResponse: SwiftProto
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.size != 0 {
       try visitor.visitSingularInt64Field(value: self.size, fieldNumber: 1)
     }
@@ -1055,7 +1055,7 @@ nonisolated extension Containerd_Services_Snapshots_V1_UsageResponse: SwiftProto
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_UsageResponse, rhs: Containerd_Services_Snapshots_V1_UsageResponse) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_UsageResponse, rhs: Containerd_Services_Snapshots_V1_UsageResponse) -> Bool {
     if lhs.size != rhs.size {return false}
     if lhs.inodes != rhs.inodes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -1064,10 +1064,10 @@ nonisolated extension Containerd_Services_Snapshots_V1_UsageResponse: SwiftProto
 }
 
 nonisolated extension Containerd_Services_Snapshots_V1_CleanupRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CleanupRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0")
+  public static let protoMessageName: String = _protobuf_package + ".CleanupRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}snapshotter\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -1079,14 +1079,14 @@ nonisolated extension Containerd_Services_Snapshots_V1_CleanupRequest: SwiftProt
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.snapshotter.isEmpty {
       try visitor.visitSingularStringField(value: self.snapshotter, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Containerd_Services_Snapshots_V1_CleanupRequest, rhs: Containerd_Services_Snapshots_V1_CleanupRequest) -> Bool {
+  public static func ==(lhs: Containerd_Services_Snapshots_V1_CleanupRequest, rhs: Containerd_Services_Snapshots_V1_CleanupRequest) -> Bool {
     if lhs.snapshotter != rhs.snapshotter {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
