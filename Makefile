@@ -4,7 +4,7 @@ SWIFT ?= swift
 CLIP_TEST_WORK ?= /tmp/clip-test
 export CLIP_TEST_WORK
 
-.PHONY: all deps build release test unit integration check fmt protos bench bench-index bench-registry bench-mount bench-coldstart demo clean
+.PHONY: all deps build release test unit integration check fmt protos bench bench-index bench-registry bench-mount bench-coldstart bench-containerd demo clean
 
 all: build
 
@@ -43,7 +43,7 @@ check:
 fmt:
 	$(SWIFT) format --in-place --configuration .swift-format --recursive Sources Tests Package.swift
 
-bench: bench-index bench-registry bench-mount bench-coldstart
+bench: bench-index bench-registry bench-mount bench-coldstart bench-containerd
 
 bench-index: release
 	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-index.sh
@@ -56,6 +56,9 @@ bench-mount: release
 
 bench-coldstart: release
 	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-coldstart.sh
+
+bench-containerd: release
+	CLIP=$(CURDIR)/.build/release/clip integration/bench/bench-containerd.sh
 
 ## The main job on a default that needs nothing outside this machine.
 demo: release

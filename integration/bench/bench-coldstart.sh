@@ -59,6 +59,7 @@ WAN_DELAY_MS=${BENCH_WAN_DELAY_MS:-10}
 WAN_RATE=${BENCH_WAN_RATE:-1gbit}
 FAILDIR=${BENCH_KEEP_FAILURES:-$WORK/bench-coldstart-failures}
 CALL_TIMEOUT=600
+BENCH_NAME=bench-coldstart
 MODES=(noidx idx warm skopeo ctr runc)
 # the commands run on each image: /bin/true everywhere, python3 where there is one
 cmds_of() { if [ "$1" = debian-python ]; then echo true json; else echo true; fi; }
@@ -83,92 +84,10 @@ for image in "${IMAGES[@]}"; do
   ((status == 0)) || { echo "bench-coldstart: building $image failed (exit $status)" >&2; exit 1; }
 done
 
-bench_tmpfs 6g # registry storage, logs, templates, and the ext4 images
-tmp=$BENCH_TMPFS
-BENCH_LOG=$tmp/log
-: >"$BENCH_LOG"
-notes=()
-
-# ext4_fs NAME SIZE: a fresh ext4 on a loop device, mounted at $tmp/NAME.fs (set in $fs)
-ext4_fs() {
-  local img=$tmp/$1.ext4
-  fs=$tmp/$1.fs
-  mkdir -p "$fs"
-  truncate -s "$2" "$img"
-  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
-  mount -o loop "$img" "$fs"
-}
-# ext4_release NAME: unmount everything under it, wait for the loop device to let go, remove the image
-ext4_release() {
-  local dir=$tmp/$1.fs img=$tmp/$1.ext4 dev m i
-  if mountpoint -q "$dir"; then
-    # mounts left under it (an overlay or image mount of a failed run): deepest first
-    for m in $(awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
-      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
-    dev=$(findmnt -n -o SOURCE "$dir")
-    umount "$dir" 2>/dev/null || umount -l "$dir"
-    for ((i = 0; i < 50; i++)); do
-      [ -n "$(losetup -j "$img")" ] || break
-      ((i != 10)) || losetup -d "$dev" 2>/dev/null || true
-      sleep 0.1
-    done
-  fi
-  rm -rf "$dir" "$img"
-}
-bench_on_exit ext4_release local
-declare -A live_fs=() # cell file systems not yet released (released at exit)
-release_all_cells() { local n; for n in "${!live_fs[@]}"; do cell_release "$n"; done; }
-bench_on_exit release_all_cells
-
-# Runtimes: runc's own state folder; containers it still knows are deleted at exit.
-runc_state=$tmp/runc-state
-mkdir -p "$runc_state"
-rt() { timeout "$CALL_TIMEOUT" runc --root "$runc_state" "$@"; }
-runc_cleanup() {
-  local id
-  for id in $(runc --root "$runc_state" list -q 2>/dev/null); do
-    timeout 30 runc --root "$runc_state" delete -f "$id" >/dev/null 2>&1 || true
-  done
-}
-bench_on_exit runc_cleanup
-
-# Registries: local on 127.0.0.1, wan in its own namespace; storage on the tmpfs.
-wan=$root/integration/registry/wan.sh
-export CLIP_WAN_NS=${CLIP_WAN_NS:-clipbcs} CLIP_WAN_NET=${CLIP_WAN_NET:-10.203.9}
-bench_on_exit registry_stop_all
-bench_on_exit "$wan" down # runs before registry_stop_all
-echo "bench-coldstart: starting the registries" >&2
-mkdir -p "$tmp/storage-local" "$tmp/storage-wan"
-registry_start bench-coldstart --storage "$tmp/storage-local" >>"$BENCH_LOG" 2>&1
-declare -A addr=([local]=$REGISTRY_BENCH_COLDSTART) reglog=([local]=$REGISTRY_BENCH_COLDSTART_LOG)
-if "$wan" status >/dev/null 2>&1; then
-  echo "bench-coldstart: taking down a $CLIP_WAN_NS link left by an earlier run" >&2
-  "$wan" down
-fi
-"$wan" up --delay-ms "$WAN_DELAY_MS" --rate "$WAN_RATE" --storage "$tmp/storage-wan" >>"$BENCH_LOG" 2>&1
-# shellcheck disable=SC1090,SC1091
-source "$WORK/$CLIP_WAN_NS/env"
-wanvar=REGISTRY_$(_reg_var "$CLIP_WAN_NS")_LOG
-# shellcheck disable=SC2153 # from the env file
-addr[wan]=$WAN_ADDR
-reglog[wan]=${!wanvar}
-
-# Images: pushed as IMAGE-noidx and IMAGE-idx (index published); compressed size from the layout's manifest.
-declare -A comp=() layers=()
+# shellcheck source=coldstart-lib.sh
+source "$here/coldstart-lib.sh" # the tmpfs, registries, images pushed, cells, containerd, timing, formatting
 setup_root=$tmp/setup-root
 for image in "${IMAGES[@]}"; do
-  layout=$IMG/$image
-  manifest=$layout/blobs/sha256/$(jq -r '.manifests[0].digest' "$layout/index.json" | cut -d: -f2)
-  comp[$image]=$(jq '[.layers[].size] | add' "$manifest")
-  layers[$image]=$(jq '.layers | length' "$manifest")
-  for net in "${NETS[@]}"; do
-    echo "bench-coldstart: pushing $image to $net, publishing its index" >&2
-    registry_push "$layout:latest" "${addr[$net]}/$image-noidx:latest"
-    registry_push "$layout:latest" "${addr[$net]}/$image-idx:latest"
-    "$CLIP" index "docker://${addr[$net]}/$image-idx:latest" --plain-http -o "$tmp/$image-$net.clip" --push \
-      --ignore-published >>"$BENCH_LOG" 2>&1
-  done
   # template bundles: written against the setup root (which caches the index; not what the runs use)
   for net in "${NETS[@]}"; do
     for repo in idx noidx; do
@@ -194,93 +113,6 @@ localfs=$fs
 for image in "${IMAGES[@]}"; do
   umoci unpack --image "$IMG/$image:latest" "$localfs/$image" >>"$BENCH_LOG" 2>&1
 done
-
-# Registry access log: wait until it stops growing; sum of response bytes after a line mark.
-log_settle() {
-  local f=$1 a b i
-  a=$(stat -c %s "$f")
-  for ((i = 0; i < 30; i++)); do
-    sleep 0.2
-    b=$(stat -c %s "$f")
-    [ "$a" != "$b" ] || return 0
-    a=$b
-  done
-}
-log_mark() { log_settle "$1"; wc -l <"$1"; }
-log_bytes() {
-  log_settle "$1"
-  tail -n +"$(($2 + 1))" "$1" | grep -oE 'HTTP/[0-9.]+" [0-9]{3} [0-9]+' | awk '{ s += $3 } END { printf "%d\n", s }'
-}
-
-# Cells: a fresh ext4 per cell (cell_fs NAME sets $fs), released after it.
-cell_fs() { cell_release "$1"; ext4_fs "cell-$1" 3g; live_fs[$1]=1; }
-cell_release() {
-  local n=$1
-  [ -n "${live_fs[$n]:-}" ] || return 0
-  stop_containerd
-  [ ! -d "$tmp/cell-$n.fs/root" ] || "$CLIP" gc --root "$tmp/cell-$n.fs/root" --force >>"$BENCH_LOG" 2>&1 || true
-  ext4_release "cell-$n"
-  unset "live_fs[$n]"
-}
-
-# containerd: started on the cell's fs before the timed part, stopped after it
-ctd_pid=""
-ctd_sock=$tmp/ctd.sock
-start_containerd() {
-  local dir=$1 i
-  mkdir -p "$dir/root" "$dir/state" "$dir/opt"
-  cat >"$dir/config.toml" <<EOF
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "$ctd_sock"
-[ttrpc]
-  address = "$ctd_sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$dir/opt"
-EOF
-  containerd --config "$dir/config.toml" </dev/null >"$dir/containerd.log" 2>&1 &
-  ctd_pid=$!
-  for ((i = 0; i < 100; i++)); do
-    ctr -a "$ctd_sock" version >/dev/null 2>&1 && return 0
-    kill -0 "$ctd_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "bench-coldstart: containerd did not start: $(tail -3 "$dir/containerd.log")" >&2
-  return 1
-}
-stop_containerd() {
-  local i id
-  [ -n "$ctd_pid" ] || return 0
-  for id in $(ctr -a "$ctd_sock" -n bench tasks ls -q 2>/dev/null); do
-    ctr -a "$ctd_sock" -n bench tasks kill -s KILL "$id" >/dev/null 2>&1 || true
-  done
-  for id in $(ctr -a "$ctd_sock" -n bench containers ls -q 2>/dev/null); do
-    ctr -a "$ctd_sock" -n bench containers delete "$id" >/dev/null 2>&1 || true
-  done
-  kill "$ctd_pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do kill -0 "$ctd_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$ctd_pid" 2>/dev/null || true
-  wait "$ctd_pid" 2>/dev/null || true
-  ctd_pid=""
-  rm -f "$ctd_sock" "$ctd_sock.ttrpc"
-}
-bench_on_exit stop_containerd
-# the logs of the image mounts of this run's hooks (they name their mountpoint, under $tmp)
-drop_mount_logs() { grep -lF " on $tmp/" /run/clip/mounts/*.log 2>/dev/null | xargs -r rm -f || true; }
-bench_on_exit drop_mount_logs
-
-# clip_bundle TEMPLATE DIR ROOT: a fresh bundle from a template, its hooks pointed at ROOT
-clip_bundle() {
-  mkdir -p "$2/rootfs"
-  jq --arg r "$3" '(.hooks[][] | .args) |= (index("--root") as $i | .[$i + 1] = $r)' "$1/config.json" >"$2/config.json"
-}
 
 # keep_failure CELL ROOT: save the hook log and the mount daemons' logs of a failed run
 keep_failure() {
@@ -309,20 +141,6 @@ t_ctr() { # REF ID CMD-NAME
   timeout "$CALL_TIMEOUT" ctr -a "$ctd_sock" -n bench run --rm --snapshotter overlayfs "$1" "$2" "${words[@]}" \
     </dev/null >>"$BENCH_LOG" 2>&1
 }
-# timed FN ARGS...: BENCH_MS = wall time of FN
-timed() {
-  local start end status=0
-  start=${EPOCHREALTIME/[.,]/}
-  "$@" || status=$?
-  end=${EPOCHREALTIME/[.,]/}
-  BENCH_MS=$(awk -v d=$((end - start)) 'BEGIN { printf "%.1f", d / 1000 }')
-  return "$status"
-}
-
-declare -A r # results: KEY -> space-separated samples
-add() { r[$1]="${r[$1]:-} $2"; }
-med() { if [ -n "${r[$1]:-}" ]; then bench_median ${r[$1]}; else echo -; fi; } # word splitting intended
-
 # run_cell IMAGE NET CMD MODE RUN: one measured run, adds s.KEY and b.KEY (KEY = IMAGE.CMD.NET.MODE)
 run_cell() {
   local image=$1 net=$2 c=$3 mode=$4 i=$5 key="$1.$3.$2.$4" id="bcs-$4-$5-$RANDOM" mark ok=1 args ref
@@ -389,15 +207,7 @@ release_all_cells
 
 # The table.
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-rtt=""
-if [ -n "${addr[wan]:-}" ]; then
-  rtt=$(curl -s -o /dev/null -o /dev/null -o /dev/null -w '%{time_total}\n' \
-    "http://${addr[wan]}/v2/" "http://${addr[wan]}/v2/" "http://${addr[wan]}/v2/" | awk '{ s += $1 } END { printf "%.1f", s * 1000 / NR }')
-fi
-mb() { awk -v b="$1" 'BEGIN { if (b == "-" || b == "") print "-"; else printf "%.2f", b / 1e6 }'; }
-sec() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else printf "%.2f", v }'; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.1f%%", 100 * a / b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
+rtt=$(wan_rtt)
 fmt="%-44s %7s %7s %7s %7s %7s %7s | %8s %8s %8s %8s %8s %8s %6s\n"
 
 echo
@@ -430,7 +240,6 @@ echo
 
 echo
 echo "ratios (per row: (2) idx vs (4) skopeo and (5) ctr, target >= 5x faster; (2) fetched, target < 15% of the image; (3) warm vs runc on a local rootfs, target <= 1.5x):"
-verdict() { if awk "BEGIN { exit !($1) }"; then echo ok; else echo MISSED; fi; }
 fmt2="%-44s %10s %10s %10s %10s\n"
 # shellcheck disable=SC2059
 printf "$fmt2" "" "skopeo/idx" "ctr/idx" "idx fetch" "warm/runc"

@@ -5,18 +5,18 @@
 #
 #   integration/snapshotter/containerd-check.sh
 #
-# Checks: `clip pull` (another namespace and repository with a published index: nothing of the stock pull is
-# reused) records the image and
-# its layer as a lazy snapshot, `ctr run --snapshotter clip` runs Debian on it while the registry's log shows no
-# layer read in full, a running container keeps reading files never read before (checked against the layer tar)
-# while `clip snapshotter` is stopped and after it restarted, and `ctr image rm` of it leaves no mount;
-# lazy snapshots through containerd's proxy client (conformance/remote_test.go: Prepare with the CRI labels
-# answers AlreadyExists and commits the chain ID as a remote snapshot, a view of it reads the image's files, a
-# snapshotter restart keeps it, labels of a missing image fall back to a plain snapshot, removal leaves no mount);
-# `ctr image pull --snapshotter clip` unpacks the image through clip's snapshots and `ctr run --snapshotter
+# Checks: `ctr image pull --snapshotter clip` unpacks the image through clip's snapshots and `ctr run --snapshotter
 # clip` runs a container on them (Debian's os-release, a write); a restart of `clip snapshotter` finds every
 # snapshot again (ctr snapshots ls before and after); `ctr image rm` plus containerd's garbage collection removes
-# the snapshots, and no mount is left under clip's root.
+# the snapshots, and no mount is left under clip's root. `clip pull` (another namespace and repository, with a
+# published index: nothing of the stock pull is reused) records the image with its layer as a lazy snapshot, and
+# `ctr run --snapshotter clip` runs Debian on it while the registry's log shows no layer read in full; its download
+# path (`--snapshotter overlayfs`) unpacks through containerd's diff service; a running container keeps reading
+# files never read before (checked against the layer tar) while `clip snapshotter` is stopped and after it
+# restarted; `ctr image rm` of it leaves no mount. Lazy snapshots through containerd's proxy client
+# (conformance/remote_test.go): Prepare with the CRI labels answers AlreadyExists and commits the chain ID as a
+# remote snapshot, a view of it reads the image's files, a snapshotter restart keeps it, labels of a missing image
+# fall back to a plain snapshot, removal leaves no mount.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -165,6 +165,17 @@ if reads=$(python3 "$INTEG/registry/blob-reads.py" "$REGISTRY_CTRCHECK_LOG" --fr
 else
     fail "clip pull + ctr run read a layer in full: $(tr '\n' '|' <<<"$reads")"
 fi
+
+# The download path of clip pull: a snapshotter that does not mount layers lazily (containerd's overlayfs).
+if "$CLIP" pull "$LAZY" --address "$w/containerd.sock" --namespace clipfull --snapshotter overlayfs >"$w/clip-pull-full.out" 2>&1 &&
+    grep -q "1 layers (0 lazy, 1 downloaded, 0 present)" "$w/clip-pull-full.out" && grep -q "did not mount it lazily" "$w/clip-pull-full.out" &&
+    out=$(timeout 300 ctr -a "$w/containerd.sock" -n clipfull run --rm --snapshotter overlayfs "$LAZY" fullrun head -n1 /etc/os-release 2>&1) &&
+    grep -q '^PRETTY_NAME="Debian GNU/Linux 12' <<<"$out"; then
+    pass "clip pull --snapshotter overlayfs: the layer downloaded and unpacked through containerd's diff service, says so, runs"
+else
+    fail "clip pull --snapshotter overlayfs: $(tr '\n' '|' <"$w/clip-pull-full.out" | head -c 500) run: ${out:-}"
+fi
+timeout 60 ctr -a "$w/containerd.sock" -n clipfull image rm --sync "$LAZY" >/dev/null 2>&1 || true
 
 # A running container while the snapshotter stops and restarts: files never read before, against the layer's tar.
 same_as_layer() { # PATH-IN-IMAGE EXEC-ID
