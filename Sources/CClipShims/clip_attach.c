@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { MAX_NESTED = 256 };
@@ -164,4 +165,43 @@ int clip_attach_trees(pid_t pid, const char *rootfs, const char *const sources[]
   if (namespace >= 0) close(namespace);
   free(trees);
   return result;
+}
+
+int clip_attach_trees_in_child(pid_t pid, const char *rootfs, const char *const sources[], const char *const names[],
+                               int count, int readonly, char *error, size_t error_size) {
+  int pipes[2];
+  if (pipe2(pipes, O_CLOEXEC) != 0) return fail(error, error_size, "pipe");
+  pid_t child = fork();
+  if (child < 0) {
+    close(pipes[0]);
+    close(pipes[1]);
+    return fail(error, error_size, "fork");
+  }
+  if (child == 0) {
+    // The child of fork has one thread, so setns may enter a mount namespace. It only runs the attach (glibc keeps
+    // malloc usable after fork) and reports back through the pipe.
+    char message[1024] = {0};
+    close(pipes[0]);
+    if (clip_attach_trees(pid, rootfs, sources, names, count, readonly, message, sizeof message) == 0) _exit(0);
+    ssize_t ignored = write(pipes[1], message, strlen(message));
+    (void)ignored;
+    _exit(1);
+  }
+  close(pipes[1]);
+  size_t received = 0;
+  while (error_size > 0 && received < error_size - 1) {
+    ssize_t n = read(pipes[0], error + received, error_size - 1 - received);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    received += (size_t)n;
+  }
+  if (error_size > 0) error[received] = 0;
+  close(pipes[0]);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return fail(error, error_size, "waiting for the attach step");
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  if (received == 0) snprintf(error, error_size, "the attach step failed (wait status %d)", status);
+  return -1;
 }

@@ -51,8 +51,8 @@ struct SharedImages {
       indexer.layerCache = layout.layers
       indexer.note = log
       let started = Date()
-      let index = try ClipError.inContext(request.reference) { try indexer.index(source, image: image) }
-      try File.writeAtomically(path, IndexFormat.encode(index))
+      let bytes = try ClipError.inContext(request.reference) { try indexer.indexFile(source, image: image) }
+      try File.writeAtomically(path, bytes)
       let elapsed = Int(Date().timeIntervalSince(started) * 1000)
       log("index of \(request.reference) (\(image.manifestDigest)) kept in \(path) after \(elapsed) ms")
     }

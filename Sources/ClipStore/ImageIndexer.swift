@@ -35,8 +35,25 @@ public struct ImageIndexer: Sendable {
   public func index(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> ImageIndex {
     let image = try resolved ?? source.resolve(platform: platform)
     if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
-      return published
+      var index = published.index
+      index.source = registry.name
+      return index
     }
+    return try scan(source, image)
+  }
+
+  /// Indexes like `index` and returns the index file's bytes: a published index's bytes as the registry gave them
+  /// (checked as `index` checks them; its recorded source is the publisher's), else the new index encoded.
+  public func indexFile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> [UInt8] {
+    let image = try resolved ?? source.resolve(platform: platform)
+    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
+      return published.bytes
+    }
+    return IndexFormat.encode(try scan(source, image))
+  }
+
+  /// Scans the image's layers.
+  private func scan(_ source: any ImageSource, _ image: ResolvedImage) throws -> ImageIndex {
     let descriptors = image.manifest.layers
     let layers = try descriptors.enumerated().map { i, descriptor in
       guard LayerCompression(mediaType: descriptor.mediaType) != nil else {
@@ -78,10 +95,10 @@ public struct ImageIndexer: Sendable {
   }
 
   /// The index published for the image, if there is one that belongs to this manifest.
-  private func published(_ registry: RegistrySource, _ image: ResolvedImage) -> ImageIndex? {
+  private func published(_ registry: RegistrySource, _ image: ResolvedImage) -> (index: ImageIndex, bytes: [UInt8])? {
     do {
       guard let bytes = try registry.findPublishedIndex(subject: image.manifestDigest) else { return nil }
-      var index = try IndexFormat.decodeImage(bytes)
+      let index = try IndexFormat.decodeImage(bytes)
       guard index.manifestDigest == image.manifestDigest,
         index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
         index.layers.map(\.diffID) == image.config.rootfs.diffIDs
@@ -89,9 +106,8 @@ public struct ImageIndexer: Sendable {
         note?("the index published for \(image.manifestDigest) describes another image: indexing anew")
         return nil
       }
-      index.source = registry.name
       note?("using the index published for \(image.manifestDigest)")
-      return index
+      return (index, bytes)
     } catch {
       note?("the index published for \(image.manifestDigest) is unusable (\(error)): indexing anew")
       return nil

@@ -18,11 +18,8 @@ struct Clip: ParsableCommand {
   static func main() {
     // A write to a closed pipe (a consumer that stopped reading a blob stream) must be an error, not a kill.
     signal(SIGPIPE, SIG_IGN)
-    // The hook's attach step must enter a mount namespace while this process is still single-threaded. (The root
-    // command stays synchronous: an async main would start Swift's thread pool in every command, and its threads
-    // would take the signals the FUSE loop waits for.)
-    let arguments = CommandLine.arguments
-    if arguments.count > 1 && arguments[1] == AttachHelper.command { AttachHelper.main(Array(arguments.dropFirst())) }
+    // (The root command stays synchronous: an async main would start Swift's thread pool in every command, and its
+    // threads would take the signals the FUSE loop waits for.)
     main(nil)
   }
 }

@@ -116,6 +116,6 @@ enum HookWiring {
           atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
         return try Daemon.spawn(arguments: arguments, log: MountService.logFile(for: request.mountpoint), timeout: 60)
       },
-      attach: { request in try AttachHelper.run(request) })
+      attach: { request in try AttachStep.run(request) })
   }
 }

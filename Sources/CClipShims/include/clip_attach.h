@@ -14,4 +14,9 @@
 int clip_attach_trees(pid_t pid, const char *rootfs, const char *const sources[], const char *const names[],
                       int count, int readonly, char *error, size_t error_size);
 
+/// Runs `clip_attach_trees` in a forked child (single-threaded, as setns needs, whatever this process runs) and waits
+/// for it. Returns 0, or -1 with the child's one-line message in `error`.
+int clip_attach_trees_in_child(pid_t pid, const char *rootfs, const char *const sources[], const char *const names[],
+                               int count, int readonly, char *error, size_t error_size);
+
 #endif
