@@ -1,5 +1,4 @@
-import CClipShims
-import CZlib
+import CIsal
 import CZstd
 import ClipCore
 import ClipOCI
@@ -35,53 +34,61 @@ public enum SpanDecoder {
     return bytes
   }
 
+  /// Inflates with ISA-L (about twice zlib's speed here): primes the bits of the byte the checkpoint falls in,
+  /// sets the window as the dictionary, and steps over member trailers and headers when a member ends in the span.
   private static func inflate(
     _ checkpoint: Checkpoint, _ compressed: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer
   ) throws {
-    var stream = z_stream()
-    guard clip_inflate_init_raw(&stream) == Z_OK else { throw ClipError(.system, "zlib: inflateInit failed") }
-    defer { inflateEnd(&stream) }
+    let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
+    defer { state.deallocate() }
+    isal_inflate_init(state)
+    state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
     var input = compressed[...]
     if checkpoint.bits > 0 {
       guard let first = input.first else { throw ClipError(.corrupt, "empty span") }
-      let bits = Int32(checkpoint.bits)
-      inflatePrime(&stream, bits, Int32(first >> (8 - checkpoint.bits)))
+      // The unread bits are the high ones of that byte; ISA-L reads its bit buffer from the lowest bit up.
+      state.pointee.read_in = UInt64(first >> (8 - checkpoint.bits))
+      state.pointee.read_in_length = Int32(checkpoint.bits)
       input = input.dropFirst()
     }
     if !checkpoint.window.isEmpty {
-      let result = checkpoint.window.withUnsafeBufferPointer {
-        inflateSetDictionary(&stream, $0.baseAddress, UInt32($0.count))
+      var window = checkpoint.window
+      let result = window.withUnsafeMutableBufferPointer {
+        isal_inflate_set_dict(state, $0.baseAddress, UInt32($0.count))
       }
-      guard result == Z_OK else { throw ClipError(.corrupt, "checkpoint window rejected by zlib") }
+      guard result == COMP_OK else { throw ClipError(.corrupt, "checkpoint window rejected by ISA-L") }
     }
     var produced = 0
     while produced < output.count {
       let source = UnsafeRawBufferPointer(rebasing: input)
-      stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: Bytef.self))
-      stream.avail_in = UInt32(source.count)
-      stream.next_out = (output.baseAddress.map { $0 + produced })?.assumingMemoryBound(to: Bytef.self)
-      stream.avail_out = UInt32(output.count - produced)
-      let result = CZlib.inflate(&stream, Z_NO_FLUSH)
-      let consumed = source.count - Int(stream.avail_in)
+      state.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress?.assumingMemoryBound(to: UInt8.self))
+      state.pointee.avail_in = UInt32(source.count)
+      state.pointee.next_out = (output.baseAddress.map { $0 + produced })?.assumingMemoryBound(to: UInt8.self)
+      state.pointee.avail_out = UInt32(output.count - produced)
+      let result = isal_inflate(state)
+      let consumed = source.count - Int(state.pointee.avail_in)
+      let before = produced
       input = input.dropFirst(consumed)
-      produced = output.count - Int(stream.avail_out)
-      switch result {
-      case Z_OK:
-        continue
-      case Z_STREAM_END:
-        guard produced < output.count else { return }
-        // The next gzip member: skip this one's trailer and the next one's header.
-        guard input.count > GzipMember.trailerSize,
+      produced = output.count - Int(state.pointee.avail_out)
+      guard result >= 0 else { throw ClipError(.corrupt, "corrupt gzip data: \(LayerScanner.isalError(result))") }
+      if produced == output.count { return }
+      if state.pointee.block_state == ISAL_BLOCK_FINISH {
+        // The member's deflate data ended (at a byte boundary after the bits still buffered): step over its
+        // trailer and the next member's header, and go on with a fresh decoder (no history crosses members).
+        let unread = Int(state.pointee.read_in_length) / 8
+        let end = compressed.count - input.count - unread
+        let rest = compressed[end...]
+        guard rest.count > GzipMember.trailerSize,
           let header = try GzipMember.headerLength(
-            UnsafeRawBufferPointer(rebasing: input.dropFirst(GzipMember.trailerSize)))
+            UnsafeRawBufferPointer(rebasing: rest.dropFirst(GzipMember.trailerSize)))
         else { throw ClipError(.corrupt, "span ends between gzip members") }
-        input = input.dropFirst(GzipMember.trailerSize + header)
-        inflateReset(&stream)
-      case Z_BUF_ERROR where input.isEmpty:
+        input = rest.dropFirst(GzipMember.trailerSize + header)
+        isal_inflate_init(state)
+        state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
+        continue
+      }
+      if consumed == 0 && produced == before {
         throw ClipError(.corrupt, "span ends \(output.count - produced) bytes before its data does")
-      default:
-        let reason = stream.msg.map { String(cString: $0) } ?? "error \(result)"
-        throw ClipError(.corrupt, "corrupt gzip data: \(reason)")
       }
     }
   }

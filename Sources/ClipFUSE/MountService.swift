@@ -73,6 +73,7 @@ public final class MountService: @unchecked Sendable {
     startPrefetch()
     let result = server.run(threads: threads)
     endpoint?.close()
+    reader.store.flushWrites()
     writeProfile()
     return result
   }
@@ -81,6 +82,7 @@ public final class MountService: @unchecked Sendable {
   /// closes the statistics endpoint, writes the profile if asked, and exits, which aborts the connection.
   public func finishAbruptly() -> Never {
     endpoint?.close()
+    reader.store.flushWrites()
     writeProfile()
     log("exiting")
     exit(0)

@@ -45,6 +45,10 @@ public final class SpanStore: Sendable {
   private let failureMemory: UInt64
   /// Reads in progress (prefetching yields to them).
   let activeReads = Atomic<Int>(0)
+  /// Decoded spans on their way to the disk cache, served from here until written.
+  private let pending = Mutex<[SpanKey: [UInt8]]>([:])
+  /// Writes fetched spans to the disk cache after the reads that wanted them were answered.
+  private let writer = DispatchQueue(label: "clip.span-cache-writer")
 
   /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache); a
   /// span whose fetch failed fails again at once for `failureMemory` seconds.
@@ -205,16 +209,31 @@ public final class SpanStore: Sendable {
   }
 
   private func lookup(_ key: SpanKey) -> Resident? {
+    if let bytes = pending.withLock({ $0[key] }) { return .bytes(bytes) }
     if let bytes = memory.withLock({ $0.get(key) }) { return .bytes(bytes) }
     if let file = disk?.open(key) { return .file(file) }
     return nil
   }
 
+  /// Keeps a fetched span: answered from memory now, written to the disk cache in the background (write and fsync
+  /// are off the reader's path); a span the disk cache cannot take stays in the memory cache.
   private func place(_ key: SpanKey, _ bytes: [UInt8]) -> Resident {
-    if let disk, let file = disk.store(key, bytes) { return .file(file) }
-    memory.withLock { $0.put(key, bytes) }
+    guard let disk else {
+      memory.withLock { $0.put(key, bytes) }
+      return .bytes(bytes)
+    }
+    pending.withLock { $0[key] = bytes }
+    writer.async { [pending, memory] in
+      if disk.store(key, bytes) == nil { memory.withLock { $0.put(key, bytes) } }
+      pending.withLock { $0[key] = nil }
+    }
     return .bytes(bytes)
   }
+
+  /// Waits until every span fetched so far is in the disk cache (or given up on).
+  public func flushWrites() { writer.sync {} }
+
+  deinit { writer.sync {} }
 
   /// Fetches consecutive spans with one range request; verifies and decodes each.
   private func fetch(layer: Int, spans: [Int]) throws -> [[UInt8]] {
