@@ -223,7 +223,7 @@ public final class SpanStore: Sendable {
       return .bytes(bytes)
     }
     pending.withLock { $0[key] = bytes }
-    writer.async { [pending, memory] in
+    writer.async { [self] in
       if disk.store(key, bytes) == nil { memory.withLock { $0.put(key, bytes) } }
       pending.withLock { $0[key] = nil }
     }
@@ -232,8 +232,6 @@ public final class SpanStore: Sendable {
 
   /// Waits until every span fetched so far is in the disk cache (or given up on).
   public func flushWrites() { writer.sync {} }
-
-  deinit { writer.sync {} }
 
   /// Fetches consecutive spans with one range request; verifies and decodes each.
   private func fetch(layer: Int, spans: [Int]) throws -> [[UInt8]] {

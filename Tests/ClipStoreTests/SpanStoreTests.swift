@@ -84,6 +84,7 @@ final class CountingSource: ImageSource, @unchecked Sendable {
       for span in 0..<4 {
         _ = try store.read(layer: 0, offset: store.key(layer: 0, span: span).range.lowerBound, count: 1)
       }
+      store.flushWrites()  // spans reach the disk cache after the reads were answered
     }
     let source = CountingSource(inner)
     let reopened = try DiskCache(root: root, limit: spanBytes * 3)
@@ -92,6 +93,7 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     _ = try store.read(layer: 0, offset: store.key(layer: 0, span: 2).range.lowerBound, count: 10)
     #expect(source.reads.isEmpty)  // served from the cache found on disk
     _ = try store.read(layer: 0, offset: store.key(layer: 0, span: 5).range.lowerBound, count: 10)
+    store.flushWrites()
     #expect(reopened.size <= spanBytes * 3 + 1)  // evicted down to the limit
     #expect(reopened.open(store.key(layer: 0, span: 5)) != nil)
   }
