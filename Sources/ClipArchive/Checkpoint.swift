@@ -27,3 +27,20 @@ public struct Checkpoint: Sendable, Equatable {
 
 /// The size of a deflate window: how far back a match may reach.
 public let deflateWindowSize = 32 * 1024
+
+/// A gzip span cut into pieces of `pieceSize` compressed bytes from its start (the last one shorter), each with its
+/// own digest, so that a read near the start of a span fetches and verifies only the pieces it needs: decoding from
+/// the span's checkpoint with pieces `0...k` produces the tar stream up to `reach[k]` (the last piece reaches the end
+/// of the span).
+public struct SpanPieces: Sendable, Equatable {
+  /// Tar-stream offset decodable with pieces `0...k`, for each `k`; never decreasing.
+  public var reach: [UInt64]
+  /// SHA-256 of each piece's compressed bytes.
+  public var digests: [[UInt8]]
+
+  /// Creates the pieces of a span.
+  public init(reach: [UInt64], digests: [[UInt8]]) {
+    self.reach = reach
+    self.digests = digests
+  }
+}

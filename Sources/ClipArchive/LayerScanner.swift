@@ -19,6 +19,10 @@ public struct LayerScan: Sendable {
   public var checkpoints: [Checkpoint]
   /// SHA-256 of each span's compressed bytes (`spanRange(i)` of the blob).
   public var spanDigests: [[UInt8]]
+  /// Compressed bytes per span piece; 0 when spans have no pieces.
+  public var pieceSize: UInt64
+  /// Each span's pieces (gzip; empty for other compressions).
+  public var spanPieces: [SpanPieces]
   /// The tar entries in stream order.
   public var entries: [TarEntry]
 }
@@ -54,7 +58,8 @@ public final class LayerScanner {
     var digest: [UInt8] = []
     var diffID: [UInt8] = []
     var entries: [TarEntry] = []
-    var spans = SpanRecorder(spanSize: spanSize)
+    var spans = SpanRecorder(spanSize: spanSize, pieceSize: compression == .gzip ? Self.pieceSize : 0)
+    input.pieceSize = spans.pieceSize
     defer { input.release(); output.release() }
     do {
       try input.fill()
@@ -70,11 +75,12 @@ public final class LayerScanner {
       if error.context.contains(where: { $0.hasPrefix("offset") || $0.contains("offset ") }) { throw error }
       throw error.adding("compressed offset \(input.consumedOffset)")
     }
-    spans.finish(input: input)
+    spans.finish(input: input, output: output)
     return LayerScan(
       compression: compression, compressedSize: input.consumedOffset + UInt64(input.available.count),
       uncompressedSize: output.total, digest: digest, diffID: diffID,
-      checkpoints: spans.checkpoints, spanDigests: spans.digests, entries: entries)
+      checkpoints: spans.checkpoints, spanDigests: spans.digests, pieceSize: spans.pieceSize,
+      spanPieces: spans.pieces, entries: entries)
   }
 
   private func checkMagic(_ input: CompressedInput) throws {
@@ -96,6 +102,11 @@ public final class LayerScanner {
   /// Input bytes fed per call once a checkpoint is due: small, so that the decoder stops right after a block ends
   /// (waiting for the next block header) and the boundary can be read off its state.
   static let probeChunk = 16
+
+  /// Compressed bytes per span piece (gzip): the unit a read near the start of a span fetches and verifies.
+  public static let pieceSize: UInt64 = 64 * 1024
+  /// Input bytes fed per call otherwise: how finely the pieces' reach is known.
+  static let markChunk = 16 * 1024
 
   /// gzip with ISA-L's inflate (several times zlib's speed). ISA-L has no Z_BLOCK, so block boundaries are found
   /// this way: once a checkpoint is due, input is fed a few bytes at a time; when the decoder returns waiting for a
@@ -137,7 +148,7 @@ public final class LayerScanner {
         let untilCheckpoint = spans.untilNextCheckpoint(output: output)
         let probing = untilCheckpoint == 0
         let source = input.available
-        let feed = probing ? min(source.count, Self.probeChunk) : source.count
+        let feed = min(source.count, probing ? Self.probeChunk : Self.markChunk)
         let space = UnsafeMutableRawBufferPointer(
           rebasing: output.space.prefix(
             probing ? output.space.count : Int(min(untilCheckpoint, UInt64(output.space.count)))))
@@ -150,6 +161,7 @@ public final class LayerScanner {
         let produced = space.count - Int(state.pointee.avail_out)
         input.consume(consumed)
         output.produced(produced)
+        spans.mark(consumed: input.consumedOffset, produced: output.total)
         memberOut += UInt64(produced)
         if produced > 0, let written = space.baseAddress?.assumingMemoryBound(to: UInt8.self) {
           crc = crc32_gzip_refl(crc, written, UInt64(produced))

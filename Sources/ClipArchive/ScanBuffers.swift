@@ -16,6 +16,11 @@ final class CompressedInput {
   private var spanHashedUpTo: UInt64 = 0
   private var lastDiscardedByte: UInt8 = 0
   private var sinceProgress = 0
+  /// Compressed bytes per span piece (SpanPieces); 0 for none.
+  var pieceSize: UInt64 = 0
+  private let pieceHasher = SHA256()
+  private var pieceStart: UInt64 = 0
+  private var pieceDigests: [[UInt8]] = []
   var progress: ((UInt64) -> Void)?
 
   init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, capacity: Int, worker: ScanWorker) {
@@ -99,28 +104,51 @@ final class CompressedInput {
     let from = Int(spanHashedUpTo - base)
     let to = Int(offset - base)
     spanHasher.update(UnsafeRawBufferPointer(rebasing: buffer[from..<to]))
+    if pieceSize > 0 {
+      var position = spanHashedUpTo
+      while position < offset {
+        let stop = min(offset, pieceStart + pieceSize)
+        pieceHasher.update(UnsafeRawBufferPointer(rebasing: buffer[Int(position - base)..<Int(stop - base)]))
+        if stop == pieceStart + pieceSize {
+          pieceDigests.append(pieceHasher.finish())
+          pieceStart = stop
+        }
+        position = stop
+      }
+    }
     spanHashedUpTo = offset
+  }
+
+  /// Ends the current piece at the end of its span (when it holds bytes) and returns the span's piece digests.
+  private func finishPieces(at offset: UInt64) -> [[UInt8]] {
+    guard pieceSize > 0 else { return [] }
+    if offset > pieceStart { pieceDigests.append(pieceHasher.finish()) }
+    defer { pieceDigests = [] }
+    return pieceDigests
   }
 
   /// Ends the current span at `offset` (returning its digest; nil for the first cut) and starts the next one there,
   /// one byte earlier when the boundary falls `bits` into a byte.
-  func cutSpan(at offset: UInt64, bits: UInt8) -> [UInt8]? {
+  func cutSpan(at offset: UInt64, bits: UInt8) -> (digest: [UInt8], pieces: [[UInt8]])? {
     precondition(offset >= base && offset <= consumedOffset, "checkpoint outside the buffered input")
     hashSpan(upTo: offset)
-    let digest = spanActive ? spanHasher.finish() : nil
+    let finished = spanActive ? (spanHasher.finish(), finishPieces(at: offset)) : nil
     spanActive = true
+    pieceStart = offset - (bits > 0 ? 1 : 0)
     if bits > 0 {
       let byte = offset - 1 >= base ? buffer[Int(offset - 1 - base)] : lastDiscardedByte
       spanHasher.update([byte])
+      if pieceSize > 0 { pieceHasher.update([byte]) }
     }
     spanHashedUpTo = offset
-    return digest
+    return finished
   }
 
   /// Ends the last span at the end of the blob.
-  func finishSpan() -> [UInt8] {
-    hashSpan(upTo: base + UInt64(end))
-    return spanHasher.finish()
+  func finishSpan() -> (digest: [UInt8], pieces: [[UInt8]]) {
+    let end = base + UInt64(end)
+    hashSpan(upTo: end)
+    return (spanHasher.finish(), finishPieces(at: end))
   }
 }
 
@@ -281,13 +309,22 @@ final class ScanWorker: @unchecked Sendable {
   }
 }
 
-/// Places checkpoints at least `spanSize` output bytes apart and collects the span digests.
+/// Places checkpoints at least `spanSize` output bytes apart and collects the span digests, and for gzip the span
+/// pieces: the compressed input cuts each span into `pieceSize` pieces, and `mark` notes how far the output had got
+/// once the input up to an offset was consumed.
 struct SpanRecorder {
   let spanSize: UInt64
+  let pieceSize: UInt64
   private(set) var checkpoints: [Checkpoint] = []
   private(set) var digests: [[UInt8]] = []
+  private(set) var pieces: [SpanPieces] = []
+  /// For the current span: output reached with pieces 0...k consumed (0 where no mark fell), by k.
+  private var reach: [UInt64] = []
 
-  init(spanSize: UInt64) { self.spanSize = spanSize }
+  init(spanSize: UInt64, pieceSize: UInt64 = 0) {
+    self.spanSize = spanSize
+    self.pieceSize = pieceSize
+  }
 
   /// Output bytes left before the next checkpoint is due.
   func untilNextCheckpoint(output: OutputWindow) -> UInt64 {
@@ -296,12 +333,21 @@ struct SpanRecorder {
     return since >= spanSize ? 0 : spanSize - since
   }
 
+  /// Notes that the input before compressed offset `consumed` produced the output before `produced`.
+  mutating func mark(consumed: UInt64, produced: UInt64) {
+    guard pieceSize > 0, let start = checkpoints.last?.compressedStart, consumed > start else { return }
+    let piece = Int((consumed - start + pieceSize - 1) / pieceSize) - 1
+    guard piece < 1 << 16 else { return }
+    if reach.count <= piece { reach += Array(repeating: 0, count: piece + 1 - reach.count) }
+    reach[piece] = max(reach[piece], produced)
+  }
+
   /// Records a checkpoint at this boundary if one is due.
   mutating func maybeCheckpoint(
     at offset: UInt64, bits: UInt8, output: OutputWindow, window: Int, input: CompressedInput
   ) {
     if let last = checkpoints.last, output.total - last.uncompressedOffset < spanSize { return }
-    if let digest = input.cutSpan(at: offset, bits: bits) { digests.append(digest) }
+    if let span = input.cutSpan(at: offset, bits: bits) { close(span, end: output.total) }
     checkpoints.append(
       Checkpoint(
         uncompressedOffset: output.total, compressedOffset: offset, bits: bits,
@@ -309,7 +355,21 @@ struct SpanRecorder {
   }
 
   /// Closes the last span at the end of the blob.
-  mutating func finish(input: CompressedInput) {
-    if !checkpoints.isEmpty { digests.append(input.finishSpan()) }
+  mutating func finish(input: CompressedInput, output: OutputWindow) {
+    if !checkpoints.isEmpty { close(input.finishSpan(), end: output.total) }
+  }
+
+  /// Keeps a finished span's digest and pieces (ending at tar-stream offset `end`).
+  private mutating func close(_ span: (digest: [UInt8], pieces: [[UInt8]]), end: UInt64) {
+    digests.append(span.digest)
+    guard pieceSize > 0, let start = checkpoints.last?.uncompressedOffset else { return }
+    var reached: [UInt64] = []
+    var best = start
+    for piece in span.pieces.indices {
+      best = min(max(best, piece < reach.count ? reach[piece] : 0), end)
+      reached.append(piece == span.pieces.count - 1 ? end : best)
+    }
+    pieces.append(SpanPieces(reach: reached, digests: span.pieces))
+    reach = []
   }
 }

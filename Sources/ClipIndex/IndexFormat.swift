@@ -7,8 +7,8 @@ import ClipOCI
 /// per layer. A layer frame depends only on the layer, so it is byte-identical in every image that has the layer and
 /// can be stored on its own, keyed by the layer digest.
 public enum IndexFormat {
-  /// The format version this code writes and reads.
-  public static let version: UInt16 = 1
+  /// The format version this code writes (it reads this one and version 1, which has no span pieces).
+  public static let version: UInt16 = 2
   /// The first bytes of every frame.
   public static let magic: [UInt8] = Array("CLIPIDX\0".utf8)
   /// zstd level for frame payloads: measured as the knee of size against time.
@@ -113,9 +113,9 @@ public enum IndexFormat {
     var reader = ByteReader(Array(bytes[start..<start + headerSize]), what: "index frame header")
     guard Array(try reader.raw(8)) == magic else { throw corrupt("not a clip index (bad magic)") }
     let version = try reader.u16()
-    guard version == Self.version else {
+    guard version == 1 || version == Self.version else {
       throw ClipError(
-        .unsupported, "index format version \(version) is not supported (this clip reads version \(Self.version))")
+        .unsupported, "index format version \(version) is not supported (this clip reads versions 1 and 2)")
     }
     let kindByte = try reader.u8()
     guard let frameKind = FrameKind(rawValue: kindByte) else { throw corrupt("unknown frame kind \(kindByte)") }
@@ -245,6 +245,18 @@ public enum IndexFormat {
         w.data(xattr.value)
       }
     }
+    // Span pieces (version 2): the piece size, then per span the reach deltas and the piece digests.
+    w.varint(layer.pieceSize)
+    if layer.pieceSize > 0 {
+      for (span, pieces) in layer.spanPieces.enumerated() {
+        var previous = layer.checkpoints[span].uncompressedOffset
+        for reach in pieces.reach {
+          w.varint(reach - previous)
+          previous = reach
+        }
+        for digest in pieces.digests { w.raw(digest) }
+      }
+    }
     return w.bytes
   }
 
@@ -317,13 +329,40 @@ public enum IndexFormat {
       for _ in 0..<xattrCount { entry.xattrs.append(ExtendedAttribute(name: try r.string(), value: try r.data())) }
       entries.append(entry)
     }
-    guard r.remaining == 0 else { throw r.corrupt("trailing bytes") }
     for i in checkpoints.indices.dropFirst()
-    where checkpoints[i].uncompressedOffset < checkpoints[i - 1].uncompressedOffset {
+    where checkpoints[i].uncompressedOffset < checkpoints[i - 1].uncompressedOffset
+      || checkpoints[i].compressedStart < checkpoints[i - 1].compressedOffset
+    {
       throw r.corrupt("checkpoints out of order")
     }
-    return LayerIndex(
+    var layer = LayerIndex(
       digest: digest, compression: compression, compressedSize: compressedSize, uncompressedSize: uncompressedSize,
       diffID: diffID, spanSize: spanSize, checkpoints: checkpoints, spanDigests: spanDigests, entries: entries)
+    // Span pieces (version 2; absent in version 1)
+    let pieceSize = r.remaining > 0 ? try r.varint() : 0
+    if pieceSize > 0 {
+      guard pieceSize >= 1024 else { throw r.corrupt("piece size \(pieceSize) too small") }
+      for span in 0..<layer.spanCount {
+        let compressed = layer.compressedRange(ofSpan: span)
+        let span = layer.uncompressedRange(ofSpan: span)
+        let count = Int((UInt64(compressed.count) + pieceSize - 1) / pieceSize)
+        guard count > 0, count * 33 <= r.remaining else { throw r.corrupt("span pieces out of range") }
+        var reach: [UInt64] = []
+        var previous = span.lowerBound
+        for _ in 0..<count {
+          let (next, overflow) = previous.addingReportingOverflow(try r.varint())
+          guard !overflow, next <= span.upperBound else { throw r.corrupt("span piece reach out of range") }
+          reach.append(next)
+          previous = next
+        }
+        guard previous == span.upperBound else { throw r.corrupt("span pieces do not reach the end of the span") }
+        var digests: [[UInt8]] = []
+        for _ in 0..<count { digests.append(Array(try r.raw(32))) }
+        layer.spanPieces.append(SpanPieces(reach: reach, digests: digests))
+      }
+      layer.pieceSize = pieceSize
+    }
+    guard r.remaining == 0 else { throw r.corrupt("trailing bytes") }
+    return layer
   }
 }

@@ -22,13 +22,18 @@ public struct LayerIndex: Sendable, Equatable {
   public var checkpoints: [Checkpoint]
   /// SHA-256 of each span's compressed bytes (`compressedRange(ofSpan:)`).
   public var spanDigests: [[UInt8]]
+  /// Compressed bytes per span piece; 0 when spans have no pieces.
+  public var pieceSize: UInt64
+  /// Each span's pieces, for reads that need only the start of a span (gzip layers; empty otherwise).
+  public var spanPieces: [SpanPieces]
   /// The tar entries in stream order.
   public var entries: [TarEntry]
 
   /// Creates a layer index.
   public init(
     digest: Digest, compression: LayerCompression, compressedSize: UInt64, uncompressedSize: UInt64,
-    diffID: Digest, spanSize: UInt64, checkpoints: [Checkpoint], spanDigests: [[UInt8]], entries: [TarEntry]
+    diffID: Digest, spanSize: UInt64, checkpoints: [Checkpoint], spanDigests: [[UInt8]],
+    pieceSize: UInt64 = 0, spanPieces: [SpanPieces] = [], entries: [TarEntry]
   ) {
     self.digest = digest
     self.compression = compression
@@ -38,6 +43,8 @@ public struct LayerIndex: Sendable, Equatable {
     self.spanSize = spanSize
     self.checkpoints = checkpoints
     self.spanDigests = spanDigests
+    self.pieceSize = spanPieces.isEmpty ? 0 : pieceSize
+    self.spanPieces = spanPieces
     self.entries = entries
   }
 
@@ -55,7 +62,8 @@ public struct LayerIndex: Sendable, Equatable {
     self.init(
       digest: digest, compression: scan.compression, compressedSize: scan.compressedSize,
       uncompressedSize: scan.uncompressedSize, diffID: diffID, spanSize: spanSize, checkpoints: scan.checkpoints,
-      spanDigests: scan.spanDigests, entries: scan.entries)
+      spanDigests: scan.spanDigests, pieceSize: scan.pieceSize, spanPieces: scan.spanPieces,
+      entries: scan.entries)
   }
 
   /// Number of spans.
@@ -71,6 +79,16 @@ public struct LayerIndex: Sendable, Equatable {
   public func compressedRange(ofSpan i: Int) -> Range<UInt64> {
     let end = i + 1 < checkpoints.count ? checkpoints[i + 1].compressedOffset : compressedSize
     return checkpoints[i].compressedStart..<end
+  }
+
+  /// The shortest start of span `i` that decodes the tar stream up to `end`: how many pieces, their compressed
+  /// bytes, and the tar-stream offset they reach. Nil when only the whole span does (or the span has no pieces).
+  public func prefix(ofSpan i: Int, reaching end: UInt64) -> (pieces: Int, compressed: Range<UInt64>, reach: UInt64)? {
+    guard i < spanPieces.count, pieceSize > 0 else { return nil }
+    let reach = spanPieces[i].reach
+    guard let k = reach.firstIndex(where: { $0 >= end }), k + 1 < reach.count else { return nil }
+    let start = compressedRange(ofSpan: i).lowerBound
+    return (k + 1, start..<start + UInt64(k + 1) * pieceSize, reach[k])
   }
 
   /// The span holding tar-stream offset `offset` (the last span for offsets at or past the end).

@@ -42,6 +42,8 @@ public final class SpanStore: Sendable {
   /// Spans whose fetch just failed, and when: the kernel retries a failed readahead as a plain read at once, and it
   /// should get the same answer then rather than wait out another timeout. Forgotten after `failureMemory` nanoseconds.
   private let recentFailures = Mutex<[SpanKey: (at: UInt64, error: ClipError)]>([:])
+  /// Spans whose start was fetched (by their whole-span key): a read needing more of one fetches it whole.
+  private let startedSpans = Mutex<Set<SpanKey>>([])
   private let failureMemory: UInt64
   /// Reads in progress (prefetching yields to them).
   let activeReads = Atomic<Int>(0)
@@ -88,7 +90,7 @@ public final class SpanStore: Sendable {
       throw ClipError(.corrupt, "read past the end of layer \(layer + 1) (\(layerIndex.digest))")
     }
     let spans = layerIndex.span(containing: offset)...layerIndex.span(containing: end - 1)
-    let resident = try ensure(layer: layer, spans: spans, record: true)
+    let resident = try ensure(layer: layer, spans: spans, record: true, through: end)
     if let sequentialEnd, spans.upperBound + 1 < layerIndex.spanCount {
       let last = layerIndex.uncompressedRange(ofSpan: spans.upperBound)
       if sequentialEnd > last.upperBound, end >= last.lowerBound + UInt64(last.count) / 2 {
@@ -115,7 +117,7 @@ public final class SpanStore: Sendable {
     let key = key(layer: layer, span: span)
     guard lookup(key) == nil, !flights.withLock({ $0[key] != nil }) else { return }
     DispatchQueue.global(qos: .utility).async {
-      _ = try? self.ensure(layer: layer, spans: span...span, record: false)
+      _ = try? self.ensure(layer: layer, spans: span...span, record: false, through: nil)
     }
   }
 
@@ -131,15 +133,20 @@ public final class SpanStore: Sendable {
     return out
   }
 
-  /// Makes sure spans are present (fetching missing ones), returning where each is.
-  func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool) throws -> [Int: Resident] {
+  /// Makes sure spans are present (fetching missing ones), returning where each is. With `through` (where the read
+  /// ends), a read within one span of a gzip layer needs only the span's start up to there: a cached start that
+  /// reaches it serves, and a miss fetches only the first pieces (`LayerIndex.prefix`), unless a start of that span
+  /// was fetched before — then the whole span (so a span is fetched at most twice, however it is read).
+  func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool, through: UInt64?) throws -> [Int: Resident] {
+    let layerIndex = index.layerIndexes[layer]
+    let needed = spans.count == 1 ? through : nil
     var resident: [Int: Resident] = [:]
-    var mine: [(Int, Flight)] = []
+    var mine: [(Int, Flight, prefix: (pieces: Int, compressed: Range<UInt64>, reach: UInt64)?)] = []
     var theirs: [(Int, Flight)] = []
     for span in spans {
       let key = key(layer: layer, span: span)
       if record { touched.withLock { $0.note(key) } }
-      if let found = lookup(key) {
+      if let found = lookup(key) ?? needed.flatMap({ cachedStart(layer: layer, span: span, reaching: $0) }) {
         stats.hits.add(1, ordering: .relaxed)
         resident[span] = found
         continue
@@ -164,26 +171,36 @@ public final class SpanStore: Sendable {
         // It may have arrived between the lookup and the claim.
         if let found = lookup(key) {
           flights.withLock { _ = $0.removeValue(forKey: key) }
-          flight.finish(.success(found))
+          flight.finish(.success(found), end: key.range.upperBound)
           resident[span] = found
         } else {
-          mine.append((span, flight))
+          let started = startedSpans.withLock { $0.contains(key) }
+          let prefix = started ? nil : needed.flatMap { layerIndex.prefix(ofSpan: span, reaching: $0) }
+          mine.append((span, flight, prefix))
         }
       } else {
         theirs.append((span, flight))
       }
     }
     var failure: (any Error)?
-    var run: [(Int, Flight)] = []
+    var run: [(Int, Flight, prefix: (pieces: Int, compressed: Range<UInt64>, reach: UInt64)?)] = []
     func fetchRun() {
       guard !run.isEmpty else { return }
-      let numbers = run.map(\.0)
       do {
-        let decoded = try fetch(layer: layer, spans: numbers)
-        for ((span, flight), bytes) in zip(run, decoded) {
-          let placed = place(key(layer: layer, span: span), bytes)
+        if run.count == 1, let (span, flight, prefix) = run.first, let prefix {
+          let (bytes, end) = try fetchStart(layer: layer, span: span, prefix)
+          let start = key(layer: layer, span: span).range.lowerBound
+          let placed = place(SpanKey(layer: layerIndex.digest, range: start..<end), bytes)
           resident[span] = placed
-          flight.finish(.success(placed))
+          flight.finish(.success(placed), end: end)
+        } else {
+          let decoded = try fetch(layer: layer, spans: run.map(\.0))
+          for ((span, flight, _), bytes) in zip(run, decoded) {
+            let key = key(layer: layer, span: span)
+            let placed = place(key, bytes)
+            resident[span] = placed
+            flight.finish(.success(placed), end: key.range.upperBound)
+          }
         }
       } catch {
         stats.failures.add(1, ordering: .relaxed)
@@ -191,21 +208,83 @@ public final class SpanStore: Sendable {
         let clipError = error as? ClipError ?? ClipError(.unavailable, "\(error)")
         let now = DispatchTime.now().uptimeNanoseconds
         recentFailures.withLock { failures in
-          for (span, _) in run { failures[key(layer: layer, span: span)] = (now, clipError) }
+          for (span, _, _) in run { failures[key(layer: layer, span: span)] = (now, clipError) }
         }
-        for (_, flight) in run { flight.finish(.failure(error)) }
+        for (_, flight, _) in run { flight.finish(.failure(error)) }
       }
-      flights.withLock { flights in for (span, _) in run { flights[key(layer: layer, span: span)] = nil } }
+      flights.withLock { flights in for (span, _, _) in run { flights[key(layer: layer, span: span)] = nil } }
       run.removeAll()
     }
     for entry in mine {
-      if let last = run.last, last.0 + 1 != entry.0 { fetchRun() }
+      if let last = run.last, last.0 + 1 != entry.0 || last.prefix != nil || entry.prefix != nil { fetchRun() }
       run.append(entry)
     }
     fetchRun()
     if let failure { throw failure }
-    for (span, flight) in theirs { resident[span] = try flight.wait() }
+    for (span, flight) in theirs {
+      let (found, end) = try flight.wait()
+      if let needed, end < needed {
+        // That fetch brought a start that ends before this read does: fetch again (the whole span now).
+        resident[span] = try ensure(layer: layer, spans: span...span, record: false, through: needed)[span]
+      } else {
+        resident[span] = found
+      }
+    }
     return resident
+  }
+
+  /// A cached start of the span that reaches `end`, if there is one.
+  private func cachedStart(layer: Int, span: Int, reaching end: UInt64) -> Resident? {
+    let layerIndex = index.layerIndexes[layer]
+    guard span < layerIndex.spanPieces.count else { return nil }
+    let start = layerIndex.uncompressedRange(ofSpan: span).lowerBound
+    for reach in layerIndex.spanPieces[span].reach.dropLast() where reach >= end {
+      if let found = lookup(SpanKey(layer: layerIndex.digest, range: start..<reach)) { return found }
+    }
+    return nil
+  }
+
+  /// Fetches the first pieces of a span with one range request, verifies each, and decodes what they reach; falls
+  /// back to the whole span if they decode short. Returns the decoded bytes and the tar-stream offset they end at.
+  private func fetchStart(
+    layer: Int, span: Int, _ prefix: (pieces: Int, compressed: Range<UInt64>, reach: UInt64)
+  ) throws -> ([UInt8], UInt64) {
+    let layerIndex = index.layerIndexes[layer]
+    let spanRange = layerIndex.uncompressedRange(ofSpan: span)
+    startedSpans.withLock { _ = $0.insert(key(layer: layer, span: span)) }
+    let decoded = try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
+      try ClipError.inContext("span \(span)") { () throws -> [UInt8]? in
+        let compressed = try source.read(layerIndex.digest, range: prefix.compressed)
+        stats.requests.add(1, ordering: .relaxed)
+        stats.bytesFetched.add(UInt64(compressed.count), ordering: .relaxed)
+        let pieceSize = Int(layerIndex.pieceSize)
+        for piece in 0..<prefix.pieces {
+          let bytes = compressed[(piece * pieceSize)..<min(compressed.count, (piece + 1) * pieceSize)]
+          guard bytes.withUnsafeBytes({ SHA256.hash($0) }) == layerIndex.spanPieces[span].digests[piece] else {
+            throw ClipError(
+              .digestMismatch,
+              "compressed bytes of piece \(piece) (\(prefix.compressed.lowerBound + UInt64(piece * pieceSize))…) do not match its digest"
+            )
+          }
+        }
+        do {
+          let count = Int(prefix.reach - spanRange.lowerBound)
+          let bytes = try compressed.withUnsafeBytes {
+            try SpanDecoder.decode(
+              layerIndex.compression, from: layerIndex.checkpoints[span], compressed: $0, count: count)
+          }
+          stats.spanStartsFetched.add(1, ordering: .relaxed)
+          return bytes
+        } catch let error as ClipError where error.code == .corrupt {
+          return nil  // the pieces decode short of their recorded reach: take the whole span
+        }
+      }
+    }
+    if let decoded { return (decoded, prefix.reach) }
+    guard let whole = try fetch(layer: layer, spans: [span]).first else {
+      throw ClipError(.system, "span \(span) of layer \(layer + 1) vanished")
+    }
+    return (whole, spanRange.upperBound)
   }
 
   private func lookup(_ key: SpanKey) -> Resident? {
@@ -295,7 +374,7 @@ public final class SpanStore: Sendable {
           if ahead > 0 { usleep(UInt32(min(ahead, 1) * 1e6)) }
         }
         let before = stats.bytesFetched.load(ordering: .relaxed)
-        if (try? ensure(layer: next.layer, spans: next.span...next.span, record: false)) != nil {
+        if (try? ensure(layer: next.layer, spans: next.span...next.span, record: false, through: nil)) != nil {
           let fetched = stats.bytesFetched.load(ordering: .relaxed) - before
           if fetched > 0 { stats.prefetched.add(1, ordering: .relaxed) }
           budgetUsed.add(fetched, ordering: .relaxed)
@@ -310,24 +389,25 @@ public final class SpanStore: Sendable {
   }
 }
 
-/// A fetch in progress that other readers of the same span wait for.
+/// A fetch in progress that other readers of the same span wait for: where the span (or its start) is, and the
+/// tar-stream offset it reaches.
 final class Flight: @unchecked Sendable {
   private let condition = NSCondition()
-  private var result: Result<SpanStore.Resident, any Error>?
+  private var result: Result<(SpanStore.Resident, UInt64), any Error>?
 
-  func finish(_ result: Result<SpanStore.Resident, any Error>) {
+  func finish(_ outcome: Result<SpanStore.Resident, any Error>, end: UInt64 = 0) {
     condition.lock()
-    self.result = result
+    result = outcome.map { ($0, end) }
     condition.broadcast()
     condition.unlock()
   }
 
-  func wait() throws -> SpanStore.Resident {
+  func wait() throws -> (SpanStore.Resident, UInt64) {
     condition.lock()
     defer { condition.unlock() }
     while result == nil { condition.wait() }
     switch result {
-    case .success(let resident): return resident
+    case .success(let found): return found
     case .failure(let error): throw error
     case nil: throw ClipError(.system, "fetch vanished")
     }

@@ -8,6 +8,7 @@ import Synchronization
 public final class StoreStats: Sendable {
   let bytesFetched = Atomic<UInt64>(0)
   let spansFetched = Atomic<UInt64>(0)
+  let spanStartsFetched = Atomic<UInt64>(0)
   let requests = Atomic<UInt64>(0)
   let hits = Atomic<UInt64>(0)
   let misses = Atomic<UInt64>(0)
@@ -41,7 +42,8 @@ public final class StoreStats: Sendable {
     }
     return StatsSnapshot(
       bytesFetched: bytesFetched.load(ordering: .relaxed), spansFetched: spansFetched.load(ordering: .relaxed),
-      requests: requests.load(ordering: .relaxed), cacheHits: hits.load(ordering: .relaxed),
+      spanStartsFetched: spanStartsFetched.load(ordering: .relaxed), requests: requests.load(ordering: .relaxed),
+      cacheHits: hits.load(ordering: .relaxed),
       cacheMisses: misses.load(ordering: .relaxed), failures: failures.load(ordering: .relaxed),
       spansPrefetched: prefetched.load(ordering: .relaxed), reads: total, readLatencyP50Ms: percentile(0.5),
       readLatencyP90Ms: percentile(0.9), readLatencyP99Ms: percentile(0.99))
@@ -52,8 +54,10 @@ public final class StoreStats: Sendable {
 public struct StatsSnapshot: Codable, Sendable, Equatable {
   /// Compressed bytes fetched from the source.
   public var bytesFetched: UInt64
-  /// Spans fetched (and verified, and decoded).
+  /// Whole spans fetched (and verified, and decoded).
   public var spansFetched: UInt64
+  /// Starts of spans fetched (their first pieces, verified and decoded) for reads near the start of a span.
+  public var spanStartsFetched: UInt64
   /// Range requests made.
   public var requests: UInt64
   /// Span lookups answered by a cache.
@@ -77,7 +81,10 @@ public struct StatsSnapshot: Codable, Sendable, Equatable {
   public var prometheus: String {
     let counters: [(String, String, UInt64)] = [
       ("clip_fetched_bytes_total", "Compressed bytes fetched from the image source.", bytesFetched),
-      ("clip_fetched_spans_total", "Spans fetched, verified and decoded.", spansFetched),
+      ("clip_fetched_spans_total", "Whole spans fetched, verified and decoded.", spansFetched),
+      (
+        "clip_fetched_span_starts_total", "Span starts (first pieces) fetched, verified and decoded.", spanStartsFetched
+      ),
       ("clip_fetch_requests_total", "Range requests made to the image source.", requests),
       ("clip_cache_hits_total", "Span lookups answered by a cache.", cacheHits),
       ("clip_cache_misses_total", "Span lookups that needed a fetch.", cacheMisses),

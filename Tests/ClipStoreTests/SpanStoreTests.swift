@@ -82,7 +82,8 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     do {
       let store = SpanStore(index: index, source: inner, disk: try DiskCache(root: root, limit: 1 << 30))
       for span in 0..<4 {
-        _ = try store.read(layer: 0, offset: store.key(layer: 0, span: span).range.lowerBound, count: 1)
+        let range = store.key(layer: 0, span: span).range
+        _ = try store.read(layer: 0, offset: range.lowerBound, count: Int(range.count))  // whole spans
       }
       store.flushWrites()  // spans reach the disk cache after the reads were answered
     }
@@ -90,12 +91,45 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     let reopened = try DiskCache(root: root, limit: spanBytes * 3)
     #expect(reopened.size == spanBytes * 4 || reopened.size > spanBytes * 3)
     let store = SpanStore(index: index, source: source, disk: reopened)
-    _ = try store.read(layer: 0, offset: store.key(layer: 0, span: 2).range.lowerBound, count: 10)
+    let two = store.key(layer: 0, span: 2).range
+    _ = try store.read(layer: 0, offset: two.lowerBound, count: Int(two.count))
     #expect(source.reads.isEmpty)  // served from the cache found on disk
-    _ = try store.read(layer: 0, offset: store.key(layer: 0, span: 5).range.lowerBound, count: 10)
+    let five = store.key(layer: 0, span: 5).range
+    _ = try store.read(layer: 0, offset: five.lowerBound, count: Int(five.count))
     store.flushWrites()
     #expect(reopened.size <= spanBytes * 3 + 1)  // evicted down to the limit
     #expect(reopened.open(store.key(layer: 0, span: 5)) != nil)
+  }
+
+  @Test func readsNearASpanStartFetchOnlyItsFirstPieces() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let layer = index.layerIndexes[0]
+    #expect(layer.pieceSize > 0 && layer.spanPieces.count == layer.spanCount)
+    let source = CountingSource(inner)
+    let store = SpanStore(
+      index: index, source: source, disk: try DiskCache(root: directory + "/cache", limit: 1 << 30))
+    let entry = try #require(layer.entries.first { $0.path == Array("big".utf8) })
+    let span = store.key(layer: 0, span: 1).range
+    func read(_ offset: UInt64, _ count: Int) throws -> [UInt8] {
+      try SpanStore.gather(try store.read(layer: 0, offset: offset, count: count))
+    }
+    func expected(_ offset: UInt64, _ count: Int) -> [UInt8] {
+      Array(content[Int(offset - entry.dataOffset)..<Int(offset - entry.dataOffset) + count])
+    }
+    // 10 bytes near the start of span 1: one request for its first pieces, verified and decoded.
+    #expect(try read(span.lowerBound + 100, 10) == expected(span.lowerBound + 100, 10))
+    #expect(source.reads.count == 1)
+    #expect(source.reads[0].lowerBound == layer.compressedRange(ofSpan: 1).lowerBound)
+    #expect(source.reads[0].count < layer.compressedRange(ofSpan: 1).count)
+    #expect(store.stats.snapshot().spanStartsFetched == 1)
+    // The end of the span: the whole span now; then both reads come from the cache.
+    #expect(try read(span.upperBound - 10, 10) == expected(span.upperBound - 10, 10))
+    #expect(source.reads.count == 2 && source.reads[1] == layer.compressedRange(ofSpan: 1))
+    #expect(try read(span.lowerBound + 100, 10) == expected(span.lowerBound + 100, 10))
+    #expect(try read(span.upperBound - 10, 10) == expected(span.upperBound - 10, 10))
+    #expect(source.reads.count == 2)
+    #expect(store.stats.snapshot().spansFetched == 1)
   }
 
   @Test func failuresAreNotCachedAndReadsRecover() throws {
