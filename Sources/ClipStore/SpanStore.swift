@@ -42,8 +42,11 @@ public final class SpanStore: Sendable {
   /// Spans whose fetch just failed, and when: the kernel retries a failed readahead as a plain read at once, and it
   /// should get the same answer then rather than wait out another timeout. Forgotten after `failureMemory` nanoseconds.
   private let recentFailures = Mutex<[SpanKey: (at: UInt64, error: ClipError)]>([:])
-  /// Spans whose start was fetched (by their whole-span key): a read needing more of one fetches it whole.
+  /// Spans whose start was fetched (by their whole-span key).
   private let startedSpans = Mutex<Set<SpanKey>>([])
+  /// The compressed bytes of recently fetched span starts (whole pieces), so that a read needing more of such a span
+  /// fetches only the rest of it.
+  private let compressedStarts = Mutex(MemorySpans(capacity: 8))
   private let failureMemory: UInt64
   /// Reads in progress (prefetching yields to them).
   let activeReads = Atomic<Int>(0)
@@ -135,13 +138,14 @@ public final class SpanStore: Sendable {
 
   /// Makes sure spans are present (fetching missing ones), returning where each is. With `through` (where the read
   /// ends), a read within one span of a gzip layer needs only the span's start up to there: a cached start that
-  /// reaches it serves, and a miss fetches only the first pieces (`LayerIndex.prefix`), unless a start of that span
-  /// was fetched before — then the whole span (so a span is fetched at most twice, however it is read).
+  /// reaches it serves, and a miss fetches only the first pieces (`LayerIndex.prefix`). A later read that needs more
+  /// of a started span fetches the rest of it (the pieces after the start, whose compressed bytes are kept), or the
+  /// whole span if they are no longer kept: no byte is fetched twice in the common case, no span more than twice.
   func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool, through: UInt64?) throws -> [Int: Resident] {
     let layerIndex = index.layerIndexes[layer]
     let needed = spans.count == 1 ? through : nil
     var resident: [Int: Resident] = [:]
-    var mine: [(Int, Flight, prefix: (pieces: Int, compressed: Range<UInt64>, reach: UInt64)?)] = []
+    var mine: [(Int, Flight, prefix: (pieces: Int, reach: UInt64)?)] = []
     var theirs: [(Int, Flight)] = []
     for span in spans {
       let key = key(layer: layer, span: span)
@@ -174,16 +178,20 @@ public final class SpanStore: Sendable {
           flight.finish(.success(found), end: key.range.upperBound)
           resident[span] = found
         } else {
-          let started = startedSpans.withLock { $0.contains(key) }
-          let prefix = started ? nil : needed.flatMap { layerIndex.prefix(ofSpan: span, reaching: $0) }
-          mine.append((span, flight, prefix))
+          var plan = needed.flatMap { layerIndex.prefix(ofSpan: span, reaching: $0) }.map { ($0.pieces, $0.reach) }
+          if compressedStarts.withLock({ $0.get(key) }) != nil, span < layerIndex.spanPieces.count {
+            plan = (layerIndex.spanPieces[span].digests.count, key.range.upperBound)  // the rest of a started span
+          } else if startedSpans.withLock({ $0.contains(key) }) {
+            plan = nil  // its start is no longer kept: the whole span
+          }
+          mine.append((span, flight, plan))
         }
       } else {
         theirs.append((span, flight))
       }
     }
     var failure: (any Error)?
-    var run: [(Int, Flight, prefix: (pieces: Int, compressed: Range<UInt64>, reach: UInt64)?)] = []
+    var run: [(Int, Flight, prefix: (pieces: Int, reach: UInt64)?)] = []
     func fetchRun() {
       guard !run.isEmpty else { return }
       do {
@@ -244,47 +252,60 @@ public final class SpanStore: Sendable {
     return nil
   }
 
-  /// Fetches the first pieces of a span with one range request, verifies each, and decodes what they reach; falls
-  /// back to the whole span if they decode short. Returns the decoded bytes and the tar-stream offset they end at.
-  private func fetchStart(
-    layer: Int, span: Int, _ prefix: (pieces: Int, compressed: Range<UInt64>, reach: UInt64)
-  ) throws -> ([UInt8], UInt64) {
+  /// Fetches the first `plan.pieces` pieces of a span with one range request — only those after the start kept from
+  /// an earlier fetch — verifies each, and decodes what they reach; falls back to the whole span if a start decodes
+  /// short. Returns the decoded bytes and the tar-stream offset they end at.
+  private func fetchStart(layer: Int, span: Int, _ plan: (pieces: Int, reach: UInt64)) throws -> ([UInt8], UInt64) {
     let layerIndex = index.layerIndexes[layer]
-    let spanRange = layerIndex.uncompressedRange(ofSpan: span)
-    startedSpans.withLock { _ = $0.insert(key(layer: layer, span: span)) }
+    let key = key(layer: layer, span: span)
+    let spanBytes = layerIndex.compressedRange(ofSpan: span)
+    let digests = layerIndex.spanPieces[span].digests
+    let pieceSize = Int(layerIndex.pieceSize)
+    let whole = plan.pieces == digests.count
+    var compressed = compressedStarts.withLock { $0.get(key) } ?? []
+    let have = compressed.count / pieceSize
     let decoded = try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
       try ClipError.inContext("span \(span)") { () throws -> [UInt8]? in
-        let compressed = try source.read(layerIndex.digest, range: prefix.compressed)
+        let from = spanBytes.lowerBound + UInt64(have * pieceSize)
+        let to = whole ? spanBytes.upperBound : spanBytes.lowerBound + UInt64(plan.pieces * pieceSize)
+        let fetched = try source.read(layerIndex.digest, range: from..<to)
         stats.requests.add(1, ordering: .relaxed)
-        stats.bytesFetched.add(UInt64(compressed.count), ordering: .relaxed)
-        let pieceSize = Int(layerIndex.pieceSize)
-        for piece in 0..<prefix.pieces {
-          let bytes = compressed[(piece * pieceSize)..<min(compressed.count, (piece + 1) * pieceSize)]
-          guard bytes.withUnsafeBytes({ SHA256.hash($0) }) == layerIndex.spanPieces[span].digests[piece] else {
+        stats.bytesFetched.add(UInt64(fetched.count), ordering: .relaxed)
+        for piece in have..<plan.pieces {
+          let offset = (piece - have) * pieceSize
+          let bytes = fetched[min(offset, fetched.count)..<min(fetched.count, offset + pieceSize)]
+          guard bytes.withUnsafeBytes({ SHA256.hash($0) }) == digests[piece] else {
             throw ClipError(
               .digestMismatch,
-              "compressed bytes of piece \(piece) (\(prefix.compressed.lowerBound + UInt64(piece * pieceSize))…) do not match its digest"
-            )
+              "compressed bytes of piece \(piece) (from \(spanBytes.lowerBound + UInt64(piece * pieceSize))) do not"
+                + " match its digest")
           }
         }
+        compressed += fetched
         do {
-          let count = Int(prefix.reach - spanRange.lowerBound)
           let bytes = try compressed.withUnsafeBytes {
             try SpanDecoder.decode(
-              layerIndex.compression, from: layerIndex.checkpoints[span], compressed: $0, count: count)
+              layerIndex.compression, from: layerIndex.checkpoints[span], compressed: $0,
+              count: Int(plan.reach - key.range.lowerBound))
           }
-          stats.spanStartsFetched.add(1, ordering: .relaxed)
+          if whole {
+            stats.spansFetched.add(1, ordering: .relaxed)
+          } else {
+            stats.spanStartsFetched.add(1, ordering: .relaxed)
+          }
           return bytes
-        } catch let error as ClipError where error.code == .corrupt {
+        } catch let error as ClipError where error.code == .corrupt && !whole {
           return nil  // the pieces decode short of their recorded reach: take the whole span
         }
       }
     }
-    if let decoded { return (decoded, prefix.reach) }
-    guard let whole = try fetch(layer: layer, spans: [span]).first else {
+    startedSpans.withLock { _ = $0.insert(key) }
+    compressedStarts.withLock { whole || decoded == nil ? $0.remove(key) : $0.put(key, compressed) }
+    if let decoded { return (decoded, plan.reach) }
+    guard let bytes = try fetch(layer: layer, spans: [span]).first else {
       throw ClipError(.system, "span \(span) of layer \(layer + 1) vanished")
     }
-    return (whole, spanRange.upperBound)
+    return (bytes, key.range.upperBound)
   }
 
   private func lookup(_ key: SpanKey) -> Resident? {
@@ -427,6 +448,8 @@ struct MemorySpans {
     entries.append(entry)
     return entry.bytes
   }
+
+  mutating func remove(_ key: SpanKey) { entries.removeAll { $0.key == key } }
 
   mutating func put(_ key: SpanKey, _ bytes: [UInt8]) {
     guard capacity > 0 else { return }
