@@ -208,10 +208,23 @@ for _ in $(seq 50); do
     [ -z "$left" ] && [ "$mounts" -eq 0 ] && break
     sleep 0.2
 done
+again=""
+if [ -z "$left" ] && [ "$mounts" -ne 0 ]; then
+    # containerd removes backend snapshots in its garbage collection, and retries one that failed at the next one:
+    # make a next one (a lease made and deleted) before calling it a leak
+    lease=$(ctr_lazy leases create 2>/dev/null | awk '{ print $1 }' || true)
+    [ -z "$lease" ] || ctr_lazy leases delete --sync "$lease" >/dev/null 2>&1 || true
+    for _ in $(seq 25); do
+        mounts=$(grep -c " $w/clip" /proc/self/mountinfo || true)
+        [ "$mounts" -eq 0 ] && break
+        sleep 0.2
+    done
+    again=" (after a second garbage collection)"
+fi
 if [ -z "$left" ] && [ "$mounts" -eq 0 ]; then
-    pass "ctr image rm of the lazily pulled image: no snapshot or layer mount left"
+    pass "ctr image rm of the lazily pulled image: no snapshot or layer mount left$again"
 else
-    fail "after ctr image rm of $LAZY: snapshots $(tr '\n' '|' <<<"$left"), mounts $mounts"
+    fail "after ctr image rm of $LAZY: snapshots $(tr '\n' '|' <<<"$left"), mounts $mounts: $(grep " $w/clip" /proc/self/mountinfo | cut -d' ' -f5,9 | tr '\n' '|'); containers: $(ctr_lazy containers ls -q | tr '\n' ' '); containerd log: $(grep -iE 'snapshot|remove' "$w/containerd.log" | grep -iE 'fail|error' | tail -n 3 | cut -c1-300 | tr '\n' '|')"
 fi
 
 # Lazy layers through the proxy client, with the labels CRI's unpacker sets (one layer: chain ID = diff ID).
