@@ -3,6 +3,7 @@ import ClipIndex
 import ClipRegistry
 import ClipStore
 import Foundation
+import Synchronization
 
 /// What to fetch ahead of reads.
 public enum PrefetchPolicy: Sendable, Equatable {
@@ -37,20 +38,23 @@ public final class MountService: @unchecked Sendable {
   public let server: FuseServer
   private let prefetch: PrefetchPolicy
   private let record: String?
+  private let warm: [String]
   private let log: @Sendable (String) -> Void
   private var endpoint: StatsEndpoint?
   private let socketPath: String
 
   /// Prepares a mount of `index` (blobs from `source`) at `mountpoint`, caching spans in `cache` (nil: memory only);
-  /// with `layer`, of that layer's own tree in overlay form (a lower layer for overlayfs).
+  /// with `layer`, of that layer's own tree in overlay form (a lower layer for overlayfs). The files at `warm` are
+  /// fetched as soon as it serves.
   public init(
     index: ImageIndex, source: any ImageSource, mountpoint: String, cache: DiskCache?, prefetch: PrefetchPolicy,
-    record: String?, layer: Int? = nil, log: @escaping @Sendable (String) -> Void
+    record: String?, warm: [String] = [], layer: Int? = nil, log: @escaping @Sendable (String) -> Void
   ) throws {
     reader = try ImageReader(index: index, source: source, disk: cache, memorySpans: 8, layer: layer)
     server = FuseServer(tree: reader.tree, store: reader.store, mountpoint: mountpoint, log: log)
     self.prefetch = prefetch
     self.record = record
+    self.warm = warm
     self.log = log
     // Resolved now: once mounted, looking at the mountpoint would wait for this very server.
     socketPath = Self.statsSocket(for: mountpoint)
@@ -70,6 +74,7 @@ public final class MountService: @unchecked Sendable {
   /// Serves until unmounted or signalled, prefetching meanwhile; then writes the profile if asked. Returns libfuse's
   /// loop result.
   public func serve(threads: UInt32 = 16) -> Int32 {
+    startWarming()
     startPrefetch()
     let result = server.run(threads: threads)
     endpoint?.close()
@@ -96,6 +101,45 @@ public final class MountService: @unchecked Sendable {
     } catch {
       log("cannot write the profile \(record): \(error)")
     }
+  }
+
+  /// Fetches the `warm` files on four threads, each as one read of the whole file (so a small file costs the start
+  /// of its span up to its end), while the container that asked for them is still being set up.
+  private func startWarming() {
+    let reader = self.reader
+    let tree = reader.tree
+    var search = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    if let path = reader.index.runConfig.env?.last(where: { $0.hasPrefix("PATH=") }) {
+      search = path.dropFirst(5).split(separator: ":").map(String.init)
+    }
+    var found: [Int32] = []
+    for name in warm {
+      let candidates = name.contains("/") ? [name] : search.map { $0 + "/" + name }
+      for candidate in candidates {
+        guard let node = tree.resolve(Array(candidate.utf8)) else { continue }
+        let inode = tree.nodes[Int(node)].inode
+        guard tree.inodes[Int(inode)].kind == .regular else { continue }
+        if !found.contains(inode) { found.append(inode) }
+        break
+      }
+    }
+    let inodes = found
+    guard !inodes.isEmpty else { return }
+    let log = self.log
+    let thread = Thread {
+      let started = Date()
+      let next = Atomic<Int>(0)
+      DispatchQueue.concurrentPerform(iterations: min(4, inodes.count)) { _ in
+        while true {
+          let i = next.add(1, ordering: .relaxed).oldValue
+          guard i < inodes.count else { return }
+          try? reader.read(inode: inodes[i]) { _ in }
+        }
+      }
+      log("warmed \(inodes.count) files in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+    }
+    thread.name = "clip-warm"
+    thread.start()
   }
 
   private func startPrefetch() {

@@ -48,10 +48,12 @@ public struct RuntimeConfig: Codable, Sendable, Equatable {
     public var readonly: Bool?
   }
 
-  /// `process`: only the user matters to clip.
+  /// `process`: only the user and the command matter to clip.
   public struct Process: Codable, Sendable, Equatable {
     /// The user the process runs as.
     public var user: User?
+    /// The command and its arguments.
+    public var args: [String]?
   }
 
   /// `process.user`.

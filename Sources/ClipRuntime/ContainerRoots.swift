@@ -64,7 +64,8 @@ public struct ContainerRoots: Sendable {
       try FileManager.default.createDirectory(atPath: layout.container(id), withIntermediateDirectories: true)
       try record.save(layout)
       let root = try images.acquire(
-        key: key, index: index, request: request, container: id, keepWarm: record.keepWarm)
+        key: key, index: index, request: request, container: id, keepWarm: record.keepWarm,
+        command: config.process?.args?.first)
       record.image = key
       try record.save(layout)
       return root

@@ -24,6 +24,8 @@ public struct MountRequest: Sendable, Equatable {
   public var key: String
   /// Seconds the daemon stays after its last container.
   public var keepWarm: Int
+  /// Files to fetch right after mounting (`clip mount --warm`): what the first container will read as it starts.
+  public var warm: [String] = []
 }
 
 /// A request to make trees of the host appear under a container's root filesystem, inside its mount namespace.

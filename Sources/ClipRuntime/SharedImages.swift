@@ -67,7 +67,9 @@ struct SharedImages {
   }
 
   /// Makes sure the image is mounted and counts `container` as a user. Call holding the state lock.
-  func acquire(key: String, index: String, request: ImageRequest, container: String, keepWarm: Int) throws -> String {
+  func acquire(
+    key: String, index: String, request: ImageRequest, container: String, keepWarm: Int, command: String? = nil
+  ) throws -> String {
     let root = layout.imageRoot(key)
     switch HostMounts.status(root) {
     case .live:
@@ -75,9 +77,9 @@ struct SharedImages {
     case .dead:
       log("the mount of image \(key.prefix(12)) lost its daemon: mounting it again")
       try HostMounts.unmount(root)
-      try mount(key: key, index: index, request: request, keepWarm: keepWarm)
+      try mount(key: key, index: index, request: request, keepWarm: keepWarm, command: command)
     case .absent:
-      try mount(key: key, index: index, request: request, keepWarm: keepWarm)
+      try mount(key: key, index: index, request: request, keepWarm: keepWarm, command: command)
     }
     let users = layout.users(key)
     try FileManager.default.createDirectory(atPath: users, withIntermediateDirectories: true)
@@ -85,14 +87,22 @@ struct SharedImages {
     return root
   }
 
-  private func mount(key: String, index: String, request: ImageRequest, keepWarm: Int) throws {
+  /// What nearly every container of a glibc image reads as it starts, besides its command: the runtime's user and
+  /// group lookup, the dynamic loader, its cache and the C library (paths an image does not have are skipped).
+  static let startupFiles = [
+    "/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1",
+    "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
+  ]
+
+  private func mount(key: String, index: String, request: ImageRequest, keepWarm: Int, command: String?) throws {
     let root = layout.imageRoot(key)
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     let pid = try actions.startMount(
       MountRequest(
         index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
         authFile: request.authFile, prefetch: request.prefetch, cache: layout.cache, cacheSize: settings.cacheSize,
-        stateRoot: layout.root, key: key, keepWarm: keepWarm))
+        stateRoot: layout.root, key: key, keepWarm: keepWarm,
+        warm: (command.map { [$0] } ?? []) + Self.startupFiles))
     try File.writeAtomically(layout.image(key) + "/pid", Array("\(pid)\n".utf8), sync: false)
     log("mounted image \(key.prefix(12)) at \(root) (daemon \(pid))")
   }

@@ -112,6 +112,7 @@ enum HookWiring {
         ]
         if request.plainHTTP { arguments.append("--plain-http") }
         if let authFile = request.authFile { arguments += ["--authfile", authFile] }
+        for path in request.warm { arguments += ["--warm", path] }
         try FileManager.default.createDirectory(
           atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
         return try Daemon.spawn(arguments: arguments, log: MountService.logFile(for: request.mountpoint), timeout: 60)

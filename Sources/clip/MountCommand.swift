@@ -34,6 +34,12 @@ struct MountCommand: ParsableCommand {
   @Option(help: "Write the spans this mount's reads touched to FILE on unmount (a prefetch profile).")
   var record: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Fetch this file right after mounting, on a few threads with the others (repeatable; a name without / is looked up on the image's PATH; missing files are skipped).",
+      valueName: "PATH"))
+  var warm: [String] = []
+
   @Option(help: "Read blobs from this source instead of the one the index recorded.")
   var source: String?
 
@@ -111,7 +117,7 @@ struct MountCommand: ParsableCommand {
       }
       service = try MountService(
         index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record,
-        layer: layerNumber, log: log)
+        warm: warm, layer: layerNumber, log: log)
       try service.start()
     } catch {
       if let readyFd { Daemon.report("\(error)", on: readyFd) }
@@ -197,7 +203,7 @@ struct StatsCommand: ParsableCommand {
         throw ClipError(.corrupt, "malformed answer from \(socket)")
       }
       let text = """
-        fetched:   \(snapshot.bytesFetched) bytes in \(snapshot.spansFetched) spans, \(snapshot.requests) requests
+        fetched:   \(snapshot.bytesFetched) bytes in \(snapshot.spansFetched) spans and \(snapshot.spanStartsFetched) span starts, \(snapshot.requests) requests
         cache:     \(snapshot.cacheHits) hits, \(snapshot.cacheMisses) misses; \(snapshot.spansPrefetched) spans prefetched
         reads:     \(snapshot.reads), latency p50 \(snapshot.readLatencyP50Ms) ms, p90 \(snapshot.readLatencyP90Ms) ms, p99 \(snapshot.readLatencyP99Ms) ms
         failures:  \(snapshot.failures)
