@@ -9,6 +9,16 @@ import Foundation
   import Glibc
 #endif
 
+/// Files to warm in a new mount (`clip mount --warm`).
+public enum StartupFiles {
+  /// What nearly every container of a glibc image reads as it starts, besides its command: the runtime's user and
+  /// group lookup, the dynamic loader, its cache and the C library (paths an image does not have are skipped).
+  public static let common = [
+    "/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1",
+    "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
+  ]
+}
+
 /// The host's shared image mounts: one read-only FUSE mount per image (per manifest digest), used by every container
 /// of that image and released when the last one goes (at once, or after a keep-warm time).
 struct SharedImages {
@@ -87,13 +97,6 @@ struct SharedImages {
     return root
   }
 
-  /// What nearly every container of a glibc image reads as it starts, besides its command: the runtime's user and
-  /// group lookup, the dynamic loader, its cache and the C library (paths an image does not have are skipped).
-  static let startupFiles = [
-    "/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1",
-    "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
-  ]
-
   private func mount(key: String, index: String, request: ImageRequest, keepWarm: Int, command: String?) throws {
     let root = layout.imageRoot(key)
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -102,7 +105,7 @@ struct SharedImages {
         index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
         authFile: request.authFile, prefetch: request.prefetch, cache: layout.cache, cacheSize: settings.cacheSize,
         stateRoot: layout.root, key: key, keepWarm: keepWarm,
-        warm: (command.map { [$0] } ?? []) + Self.startupFiles))
+        warm: (command.map { [$0] } ?? []) + StartupFiles.common))
     try File.writeAtomically(layout.image(key) + "/pid", Array("\(pid)\n".utf8), sync: false)
     log("mounted image \(key.prefix(12)) at \(root) (daemon \(pid))")
   }

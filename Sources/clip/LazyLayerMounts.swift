@@ -46,7 +46,7 @@ struct LazyLayerMounts: LazyLayers {
       arguments: [
         "mount", index, path, "--layer", layer, "--cache", layout.cache, "--source", reference, "--foreground",
         "--ready-fd", "\(Daemon.readyDescriptor)",
-      ], log: MountService.logFile(for: path), timeout: 120)
+      ] + StartupFiles.common.flatMap { ["--warm", $0] }, log: MountService.logFile(for: path), timeout: 120)
   }
 
   func unmount(_ path: String) {
