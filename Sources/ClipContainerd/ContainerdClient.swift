@@ -81,47 +81,61 @@ public struct ContainerdClient: Sendable {
   // MARK: Content
 
   /// Stores `size` bytes with `digest` in the content store, with `labels`, the bytes coming from `chunk(offset)`
-  /// (called in order until `size` bytes came). containerd verifies size and digest on commit. Content already
-  /// present gets the labels added instead. Returns false when it was already there.
+  /// (called in order until `size` bytes came) and sent in messages of at most 1 MiB. containerd verifies size and
+  /// digest on commit. Content already present gets the labels added instead. A stream that breaks (containerd's
+  /// `unavailable`) is started again, twice at most. Returns false when the content was already there.
   @discardableResult
   public func writeContent(
     digest: String, size: Int64, labels: [String: String],
     chunk: @escaping @Sendable (Int64) async throws -> [UInt8]
   ) async throws -> Bool {
-    let reference = "clip-pull-\(digest)"
-    let request = StreamingClientRequest<Containerd_Services_Content_V1_WriteContentRequest>(metadata: metadata) {
-      writer in
-      var offset: Int64 = 0
-      repeat {
-        var message = Containerd_Services_Content_V1_WriteContentRequest()
-        message.ref = reference
-        message.total = size
-        message.expected = digest
-        message.offset = offset
-        message.data = offset < size ? Data(try await chunk(offset)) : Data()
-        guard Int64(message.data.count) <= size - offset else {
-          throw ClipError(.corrupt, "\(digest): more than its \(size) bytes")
-        }
-        offset += Int64(message.data.count)
-        if offset >= size {
-          message.action = .commit
-          message.labels = labels
-        } else {
-          guard !message.data.isEmpty else { throw ClipError(.corrupt, "\(digest): ends at \(offset) of \(size)") }
-          message.action = .write
-        }
-        try await writer.write(message)
-      } while offset < size
-    }
-    do {
-      try await content.write(request: request) { response in
-        for try await _ in response.messages {}
+    for attempt in 1...3 {
+      let reference = "clip-pull-\(digest)-\(attempt)"
+      let request = StreamingClientRequest<Containerd_Services_Content_V1_WriteContentRequest>(metadata: metadata) {
+        writer in
+        var offset: Int64 = 0
+        repeat {
+          let bytes = offset < size ? try await chunk(offset) : []
+          guard Int64(bytes.count) <= size - offset else {
+            throw ClipError(.corrupt, "\(digest): more than its \(size) bytes")
+          }
+          guard !bytes.isEmpty || offset == size else {
+            throw ClipError(.corrupt, "\(digest): ends at \(offset) of \(size)")
+          }
+          var sent = 0
+          repeat {
+            let piece = bytes[sent..<min(bytes.count, sent + (1 << 20))]
+            var message = Containerd_Services_Content_V1_WriteContentRequest()
+            message.ref = reference
+            message.total = size
+            message.expected = digest
+            message.offset = offset
+            message.data = Data(piece)
+            offset += Int64(piece.count)
+            sent += piece.count
+            if offset >= size {
+              message.action = .commit
+              message.labels = labels
+            } else {
+              message.action = .write
+            }
+            try await writer.write(message)
+          } while sent < bytes.count
+        } while offset < size
       }
-      return true
-    } catch let error as RPCError where error.code == .alreadyExists {
-      try await addContentLabels(digest: digest, labels)
-      return false
+      do {
+        try await content.write(request: request) { response in
+          for try await _ in response.messages {}
+        }
+        return true
+      } catch let error as RPCError where error.code == .alreadyExists {
+        try await addContentLabels(digest: digest, labels)
+        return false
+      } catch let error as RPCError where error.code == .unavailable && attempt < 3 {
+        continue
+      }
     }
+    return true
   }
 
   /// Sets `labels` on existing content, leaving its other labels.
