@@ -139,8 +139,8 @@ public final class SpanStore: Sendable {
   /// Makes sure spans are present (fetching missing ones), returning where each is. With `through` (where the read
   /// ends), a read within one span of a gzip layer needs only the span's start up to there: a cached start that
   /// reaches it serves, and a miss fetches only the first pieces (`LayerIndex.prefix`). A later read that needs more
-  /// of a started span fetches the rest of it (the pieces after the start, whose compressed bytes are kept), or the
-  /// whole span if they are no longer kept: no byte is fetched twice in the common case, no span more than twice.
+  /// of a started span fetches only pieces after the start (whose compressed bytes are kept), enough to reach the
+  /// read and at least doubling the start, or the whole span if the start is no longer kept.
   func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool, through: UInt64?) throws -> [Int: Resident] {
     let layerIndex = index.layerIndexes[layer]
     let needed = spans.count == 1 ? through : nil
@@ -179,8 +179,12 @@ public final class SpanStore: Sendable {
           resident[span] = found
         } else {
           var plan = needed.flatMap { layerIndex.prefix(ofSpan: span, reaching: $0) }.map { ($0.pieces, $0.reach) }
-          if compressedStarts.withLock({ $0.get(key) }) != nil, span < layerIndex.spanPieces.count {
-            plan = (layerIndex.spanPieces[span].digests.count, key.range.upperBound)  // the rest of a started span
+          if let kept = compressedStarts.withLock({ $0.get(key) }), span < layerIndex.spanPieces.count {
+            // A started span grows to what the read needs, at least doubling (a span sequentially read is fetched
+            // in a few requests, a span read here and there not much beyond what is read).
+            let reach = layerIndex.spanPieces[span].reach
+            let pieces = max(plan?.0 ?? reach.count, 2 * kept.count / Int(layerIndex.pieceSize))
+            plan = pieces < reach.count ? (pieces, reach[pieces - 1]) : (reach.count, key.range.upperBound)
           } else if startedSpans.withLock({ $0.contains(key) }) {
             plan = nil  // its start is no longer kept: the whole span
           }
