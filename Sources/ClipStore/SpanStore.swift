@@ -108,7 +108,11 @@ public final class SpanStore: Sendable {
       guard to > from else { continue }
       switch resident[span] {
       case .file(let file): pieces.append(.file(file, offset: from, count: Int(to - from)))
-      case .bytes(let bytes): pieces.append(.bytes(bytes[Int(from)..<Int(to)]))
+      case .bytes(let bytes):
+        guard Int(to) <= bytes.count else {
+          throw ClipError(.system, "span \(span) of layer \(layer + 1): \(bytes.count) bytes held, \(to) needed")
+        }
+        pieces.append(.bytes(bytes[Int(from)..<Int(to)]))
       case nil: throw ClipError(.system, "span \(span) of layer \(layer + 1) vanished")
       }
     }
@@ -235,8 +239,8 @@ public final class SpanStore: Sendable {
     if let failure { throw failure }
     for (span, flight) in theirs {
       let (found, end) = try flight.wait()
-      if let needed, end < needed {
-        // That fetch brought a start that ends before this read does: fetch again (the whole span now).
+      if end < needed ?? key(layer: layer, span: span).range.upperBound {
+        // That fetch brought a start that ends before this read does: fetch what is missing.
         resident[span] = try ensure(layer: layer, spans: span...span, record: false, through: needed)[span]
       } else {
         resident[span] = found
