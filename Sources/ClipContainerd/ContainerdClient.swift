@@ -5,10 +5,6 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import SwiftProtobuf
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// The containerd calls a pull makes, in one namespace (and, once `lease` is set, under that lease), over a
 /// connected gRPC client. Errors are containerd's gRPC statuses (`RPCError`), which callers classify.
 public struct ContainerdClient: Sendable {
@@ -67,7 +63,7 @@ public struct ContainerdClient: Sendable {
   public func createLease(expiry: TimeInterval) async throws -> String {
     var request = Containerd_Services_Leases_V1_CreateRequest()
     request.id = "clip-pull-\(UUID().uuidString.lowercased())"
-    request.labels = [GarbageCollectionLabels.expire: rfc3339(Date().addingTimeInterval(expiry))]
+    request.labels = [GarbageCollectionLabels.expire: utcTimestamp(Int(Date().timeIntervalSince1970 + expiry))]
     return try await leases.create(request, metadata: metadata).lease.id
   }
 
@@ -224,14 +220,4 @@ public struct ContainerdClient: Sendable {
     request.mounts = mounts
     _ = try await diff.apply(request, metadata: metadata)
   }
-}
-
-/// `2006-01-02T15:04:05Z` (UTC), the time format containerd's labels use.
-func rfc3339(_ date: Date) -> String {
-  var seconds = time_t(date.timeIntervalSince1970)
-  var parts = tm()
-  gmtime_r(&seconds, &parts)
-  var buffer = [CChar](repeating: 0, count: 32)
-  let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
-  return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

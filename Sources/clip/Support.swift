@@ -130,13 +130,3 @@ func rawArgument(_ decoded: String) -> [UInt8] {
   }
   return Array(decoded.utf8)
 }
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for log lines, from libc (no ICU: a daemon should not map locale data to print a time).
-func utcTimestamp() -> String {
-  var now = time(nil)
-  var parts = tm()
-  gmtime_r(&now, &parts)
-  var buffer = [CChar](repeating: 0, count: 32)
-  let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
-  return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}

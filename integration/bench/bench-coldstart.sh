@@ -61,28 +61,9 @@ FAILDIR=${BENCH_KEEP_FAILURES:-$WORK/bench-coldstart-failures}
 CALL_TIMEOUT=600
 BENCH_NAME=bench-coldstart
 MODES=(noidx idx warm skopeo ctr runc)
-# the commands run on each image: /bin/true everywhere, python3 where there is one
-cmds_of() { if [ "$1" = debian-python ]; then echo true json; else echo true; fi; }
-declare -A CMD=([true]="/bin/true" [json]="python3 -c 'import json'")
 cmd_args() { if [ "$1" = true ]; then echo '["/bin/true"]'; else echo '["python3","-c","import json"]'; fi; }
 
-CLIP=$(realpath "$CLIP")
-[ -x "$CLIP" ] || { echo "bench-coldstart: no clip binary at $CLIP (build with make release)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench-coldstart: needs root (mounts, FUSE, runc, drop_caches)" >&2; exit 1; }
-for tool in jq skopeo umoci runc containerd ctr docker-registry mkfs.ext4 ip tc; do
-  command -v "$tool" >/dev/null || { echo "bench-coldstart: needs $tool" >&2; exit 1; }
-done
-[ -w /proc/sys/vm/drop_caches ] || { echo "bench-coldstart: cannot drop the page cache" >&2; exit 1; }
-# the hook's libcurl, skopeo and containerd must reach 127.0.0.1 directly
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-umask 022
-bench_init
-for image in "${IMAGES[@]}"; do
-  status=0
-  ensure_image "$image" >&2 || status=$?
-  ((status != 77)) || { echo "bench-coldstart: image $image cannot be built here (exit 77)" >&2; exit 77; }
-  ((status == 0)) || { echo "bench-coldstart: building $image failed (exit $status)" >&2; exit 1; }
-done
+bench_preflight bench-coldstart jq skopeo umoci runc containerd ctr docker-registry mkfs.ext4 ip tc
 
 # shellcheck source=coldstart-lib.sh
 source "$here/coldstart-lib.sh" # the tmpfs, registries, images pushed, cells, containerd, timing, formatting

@@ -45,27 +45,10 @@ FAILDIR=${BENCH_KEEP_FAILURES:-$WORK/bench-containerd-failures}
 CALL_TIMEOUT=600
 BENCH_NAME=bench-containerd
 MODES=(lazy lazynoidx ctr)
-cmds_of() { if [ "$1" = debian-python ]; then echo true json; else echo true; fi; }
-declare -A CMD=([true]="/bin/true" [json]="python3 -c 'import json'")
 words_of() { if [ "$1" = true ]; then words=(/bin/true); else words=(python3 -c 'import json'); fi; }
 
-CLIP=$(realpath "$CLIP")
-[ -x "$CLIP" ] || { echo "bench-containerd: no clip binary at $CLIP (build with make release)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench-containerd: needs root (mounts, FUSE, containerd, drop_caches)" >&2; exit 1; }
-for tool in jq skopeo containerd ctr docker-registry mkfs.ext4 ip tc; do
-  command -v "$tool" >/dev/null || { echo "bench-containerd: needs $tool" >&2; exit 1; }
-done
-[ -w /proc/sys/vm/drop_caches ] || { echo "bench-containerd: cannot drop the page cache" >&2; exit 1; }
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-umask 022
 export CLIP_WAN_NS=${CLIP_WAN_NS:-clipbct} CLIP_WAN_NET=${CLIP_WAN_NET:-10.203.10}
-bench_init
-for image in "${IMAGES[@]}"; do
-  status=0
-  ensure_image "$image" >&2 || status=$?
-  ((status != 77)) || { echo "bench-containerd: image $image cannot be built here (exit 77)" >&2; exit 77; }
-  ((status == 0)) || { echo "bench-containerd: building $image failed (exit $status)" >&2; exit 1; }
-done
+bench_preflight bench-containerd jq skopeo containerd ctr docker-registry mkfs.ext4 ip tc
 # shellcheck source=coldstart-lib.sh
 source "$here/coldstart-lib.sh" # the tmpfs, registries, images pushed, cells, containerd, timing, formatting
 
@@ -95,9 +78,6 @@ t_ctr() { # REF ID CMD-NAME
   ctr_ run --rm --snapshotter overlayfs "$1" "$2" "${words[@]}" </dev/null >>"$BENCH_LOG" 2>&1
 }
 
-declare -A r # results: KEY -> space-separated samples
-add() { r[$1]="${r[$1]:-} $2"; }
-med() { if [ -n "${r[$1]:-}" ]; then bench_median ${r[$1]}; else echo -; fi; } # word splitting intended
 
 # run_cell IMAGE NET CMD MODE RUN: one measured run, adds s.KEY and b.KEY (KEY = IMAGE.CMD.NET.MODE)
 run_cell() {

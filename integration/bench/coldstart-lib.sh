@@ -6,8 +6,16 @@
 #
 # Expects: root (the repository), BENCH_NAME (messages, the registry's name), CLIP, IMAGES, NETS, WAN_DELAY_MS,
 # WAN_RATE, CALL_TIMEOUT, and lib.sh and ../registry/lib.sh sourced. Sets: tmp, BENCH_LOG, notes, addr/reglog (by
-# network), comp/layers (by image: compressed bytes, layer count), live_fs, runc_state, ctd_sock, snap_config.
+# network), comp/layers (by image: compressed bytes, layer count), live_fs, runc_state, ctd_sock, snap_config; the
+# commands (cmds_of, CMD) and the results (r, add, med).
 # shellcheck shell=bash disable=SC2034,SC2154 # variables for and from the sourcing script
+
+# the commands run on each image: /bin/true everywhere, python3 where there is one
+cmds_of() { if [ "$1" = debian-python ]; then echo true json; else echo true; fi; }
+declare -A CMD=([true]="/bin/true" [json]="python3 -c 'import json'")
+declare -A r # results: KEY -> space-separated samples
+add() { r[$1]="${r[$1]:-} $2"; }
+med() { if [ -n "${r[$1]:-}" ]; then bench_median ${r[$1]}; else echo -; fi; } # word splitting intended
 
 bench_tmpfs 6g # registry storage, logs, templates, and the ext4 images
 tmp=$BENCH_TMPFS

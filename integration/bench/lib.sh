@@ -22,6 +22,30 @@ BENCH_LOG=${BENCH_LOG:-/dev/null}
 BENCH_NOISY_RUNS=0 # runs started after bench_quiet_wait gave up waiting
 _bench_exit_cmds=()
 
+# bench_preflight NAME TOOL...: resolves CLIP and checks it, root, the tools and dropping the page cache; makes
+# 127.0.0.1 reachable directly (no proxy); runs bench_init; builds the images of IMAGES (ensure_image, ../lib.sh),
+# exiting 77 when one cannot be built here.
+bench_preflight() {
+  local name=$1 tool image status
+  shift
+  CLIP=$(realpath "$CLIP")
+  [ -x "$CLIP" ] || { echo "$name: no clip binary at $CLIP (build with make release)" >&2; exit 1; }
+  [ "$(id -u)" = 0 ] || { echo "$name: needs root (mounts, FUSE, runtimes, drop_caches)" >&2; exit 1; }
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$name: needs $tool" >&2; exit 1; }
+  done
+  [ -w /proc/sys/vm/drop_caches ] || { echo "$name: cannot drop the page cache" >&2; exit 1; }
+  unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+  umask 022
+  bench_init
+  for image in "${IMAGES[@]}"; do
+    status=0
+    ensure_image "$image" >&2 || status=$?
+    ((status != 77)) || { echo "$name: image $image cannot be built here (exit 77)" >&2; exit 77; }
+    ((status == 0)) || { echo "$name: building $image failed (exit $status)" >&2; exit 1; }
+  done
+}
+
 bench_init() {
   trap _bench_cleanup EXIT
   trap 'exit 130' INT
