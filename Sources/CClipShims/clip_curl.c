@@ -1,25 +1,89 @@
 #include "clip_curl.h"
 
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+/// The libcurl functions clip calls, found by clip_curl_load.
+static struct {
+  CURLcode (*global_init)(long flags);
+  CURL *(*easy_init)(void);
+  void (*easy_cleanup)(CURL *handle);
+  void (*easy_reset)(CURL *handle);
+  CURLcode (*easy_perform)(CURL *handle);
+  const char *(*easy_strerror)(CURLcode code);
+  CURLcode (*easy_setopt)(CURL *handle, CURLoption option, ...);
+  CURLcode (*easy_getinfo)(CURL *handle, CURLINFO info, ...);
+  struct curl_slist *(*slist_append)(struct curl_slist *list, const char *text);
+  void (*slist_free_all)(struct curl_slist *list);
+} api;
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static char load_error[512];
+
+static int find(void *library, const char *name, void **slot) {
+  *slot = dlsym(library, name);
+  if (*slot == NULL) snprintf(load_error, sizeof load_error, "libcurl.so.4 has no %s", name);
+  return *slot != NULL;
+}
+
+static void load(void) {
+  void *library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (library == NULL) {
+    const char *reason = dlerror();
+    snprintf(load_error, sizeof load_error, "cannot load libcurl: %s", reason ? reason : "dlopen failed");
+    return;
+  }
+  if (!(find(library, "curl_global_init", (void **)&api.global_init) &&
+        find(library, "curl_easy_init", (void **)&api.easy_init) &&
+        find(library, "curl_easy_cleanup", (void **)&api.easy_cleanup) &&
+        find(library, "curl_easy_reset", (void **)&api.easy_reset) &&
+        find(library, "curl_easy_perform", (void **)&api.easy_perform) &&
+        find(library, "curl_easy_strerror", (void **)&api.easy_strerror) &&
+        find(library, "curl_easy_setopt", (void **)&api.easy_setopt) &&
+        find(library, "curl_easy_getinfo", (void **)&api.easy_getinfo) &&
+        find(library, "curl_slist_append", (void **)&api.slist_append) &&
+        find(library, "curl_slist_free_all", (void **)&api.slist_free_all)))
+    return;
+  if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    snprintf(load_error, sizeof load_error, "libcurl: curl_global_init failed");
+}
+
+const char *clip_curl_load(void) {
+  pthread_once(&load_once, load);
+  return load_error[0] ? load_error : NULL;
+}
+
+CURL *clip_curl_easy_init(void) { return api.easy_init(); }
+void clip_curl_easy_cleanup(CURL *handle) { api.easy_cleanup(handle); }
+void clip_curl_easy_reset(CURL *handle) { api.easy_reset(handle); }
+CURLcode clip_curl_easy_perform(CURL *handle) { return api.easy_perform(handle); }
+const char *clip_curl_easy_strerror(CURLcode code) { return api.easy_strerror(code); }
+struct curl_slist *clip_curl_slist_append(struct curl_slist *list, const char *text) {
+  return api.slist_append(list, text);
+}
+void clip_curl_slist_free_all(struct curl_slist *list) { api.slist_free_all(list); }
+
 CURLcode clip_curl_set_long(CURL *handle, CURLoption option, long value) {
-  return curl_easy_setopt(handle, option, value);
+  return api.easy_setopt(handle, option, value);
 }
 
 CURLcode clip_curl_set_string(CURL *handle, CURLoption option, const char *value) {
-  return curl_easy_setopt(handle, option, value);
+  return api.easy_setopt(handle, option, value);
 }
 
 CURLcode clip_curl_set_pointer(CURL *handle, CURLoption option, void *value) {
-  return curl_easy_setopt(handle, option, value);
+  return api.easy_setopt(handle, option, value);
 }
 
 CURLcode clip_curl_set_offset(CURL *handle, CURLoption option, curl_off_t value) {
-  return curl_easy_setopt(handle, option, value);
+  return api.easy_setopt(handle, option, value);
 }
 
 CURLcode clip_curl_set_callback(CURL *handle, CURLoption option, clip_curl_data_callback callback) {
-  return curl_easy_setopt(handle, option, callback);
+  return api.easy_setopt(handle, option, callback);
 }
 
 CURLcode clip_curl_get_long(CURL *handle, CURLINFO info, long *value) {
-  return curl_easy_getinfo(handle, info, value);
+  return api.easy_getinfo(handle, info, value);
 }

@@ -20,27 +20,25 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   /// Seconds without a byte before a transfer counts as stalled.
   public let stallTimeout: Int
 
-  private static let globalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
-
   /// Creates a transport.
   public init(maxConnections: Int = 8, connectTimeout: Int = 10, stallTimeout: Int = 30) {
-    _ = Self.globalInit
     self.maxConnections = maxConnections
     self.connectTimeout = connectTimeout
     self.stallTimeout = stallTimeout
   }
 
   deinit {
-    for handle in idle { curl_easy_cleanup(handle) }
+    for handle in idle { clip_curl_easy_cleanup(handle) }
   }
 
   private func acquire() throws -> UnsafeMutableRawPointer {
+    if let problem = clip_curl_load() { throw ClipError(.unsupported, String(cString: problem)) }
     condition.lock()
     defer { condition.unlock() }
     while idle.isEmpty && busy >= maxConnections { condition.wait() }
     busy += 1
     if let handle = idle.popLast() { return handle }
-    guard let handle = curl_easy_init() else {
+    guard let handle = clip_curl_easy_init() else {
       busy -= 1
       throw ClipError(.system, "libcurl: cannot create a handle")
     }
@@ -60,15 +58,15 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   {
     let handle = try acquire()
     defer { release(handle) }
-    curl_easy_reset(handle)
+    clip_curl_easy_reset(handle)
     return try withoutActuallyEscaping(body) { body in
       let exchange = Exchange(body: body)
       let context = Unmanaged.passUnretained(exchange).toOpaque()
       var headerList: UnsafeMutablePointer<curl_slist>? = nil
-      defer { curl_slist_free_all(headerList) }
-      for (name, value) in request.headers { headerList = curl_slist_append(headerList, "\(name): \(value)") }
+      defer { clip_curl_slist_free_all(headerList) }
+      for (name, value) in request.headers { headerList = clip_curl_slist_append(headerList, "\(name): \(value)") }
       // curl would add "Expect: 100-continue" to uploads: one round trip more for nothing.
-      headerList = curl_slist_append(headerList, "Expect:")
+      headerList = clip_curl_slist_append(headerList, "Expect:")
 
       clip_curl_set_string(handle, CURLOPT_URL, request.url)
       clip_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
@@ -99,10 +97,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
           clip_curl_set_pointer(handle, CURLOPT_POSTFIELDS, upload.baseAddress)
           clip_curl_set_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(payload.count))
         }
-        let code = curl_easy_perform(handle)
+        let code = clip_curl_easy_perform(handle)
         if let error = exchange.error { throw error }
         if code != CURLE_OK && !(code == CURLE_WRITE_ERROR && exchange.stopped) {
-          let reason = String(cString: curl_easy_strerror(code))
+          let reason = String(cString: clip_curl_easy_strerror(code))
           throw ClipError(.unavailable, "\(request.method) \(request.url): \(reason)")
         }
         var status = 0
