@@ -55,7 +55,7 @@
 #                tmpfs: a new file, a modified /etc/os-release and a deleted
 #                /etc/issue show in the merged dir; the mount is unchanged
 #   profile      debian: --record P, read files, umount: P exists when
-#                `clip umount` returns, starts `clip-profile 1`, lists the
+#                `clip umount` returns, starts `clip-profile 2`, lists the
 #                spans fetched; a new empty cache with --prefetch P:
 #                spansPrefetched reaches the profile's span count (30 s cap)
 #                and reading the files then fetches nothing
@@ -1087,15 +1087,15 @@ test_profile() {
         return
     fi
     nspans=$(($(wc -l <"$p") - 1))
-    if [ "$(head -n1 "$p")" = "clip-profile 1" ] &&
+    if [ "$(head -n1 "$p")" = "clip-profile 2" ] &&
         tail -n +2 "$p" | grep -Evq '^sha256:[0-9a-f]{64} [0-9]+-[0-9]+$'; then
         fail "profile: malformed profile: $(head -c 300 "$p" | tr '\n' '|')"
-    elif [ "$(head -n1 "$p")" != "clip-profile 1" ]; then
-        fail "profile: first line '$(head -n1 "$p")', want 'clip-profile 1'"
+    elif [ "$(head -n1 "$p")" != "clip-profile 2" ]; then
+        fail "profile: first line '$(head -n1 "$p")', want 'clip-profile 2'"
     elif [ "$nspans" -lt "$sf" ] || [ "$nspans" -gt "$((sf + ss))" ] || [ "$nspans" -lt 1 ]; then
         fail "profile: $nspans spans in the profile, but the recording mount fetched $sf whole spans and $ss starts (empty cache)"
     else
-        pass "profile: clip-profile 1 with $nspans spans (the spans the reads fetched: $sf whole, $ss starts)"
+        pass "profile: clip-profile 2 with $nspans spans (the spans the reads fetched: $sf whole, $ss starts)"
     fi
     [ "$nspans" -ge 1 ] || return
 

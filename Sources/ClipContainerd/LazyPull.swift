@@ -28,18 +28,22 @@ public struct LazyPull: Sendable {
   public var source: any ImageSource
   /// The image as resolved for the platform, with its documents.
   public var image: ResolvedImage
+  /// The clip index (and profile) published for the image, if any: named in the labels so the snapshotter fetches
+  /// them straight.
+  public var published: PublishedIndex.Blobs?
   /// Progress lines.
   public var log: @Sendable (String) -> Void
 
   /// Creates a pull.
   public init(
-    name: String, snapshotter: String, source: any ImageSource, image: ResolvedImage,
+    name: String, snapshotter: String, source: any ImageSource, image: ResolvedImage, published: PublishedIndex.Blobs?,
     log: @escaping @Sendable (String) -> Void
   ) {
     self.name = name
     self.snapshotter = snapshotter
     self.source = source
     self.image = image
+    self.published = published
     self.log = log
   }
 
@@ -110,6 +114,14 @@ public struct LazyPull: Sendable {
       RemoteLabels.manifestDigest: image.manifestDigest.description,
       RemoteLabels.layerDigest: layer.digest.description,
     ]
+    if let published {
+      labels[RemoteLabels.indexBlob] = published.index.digest.description
+      labels[RemoteLabels.indexSize] = "\(published.index.size)"
+      if let profile = published.profile {
+        labels[RemoteLabels.profileBlob] = profile.digest.description
+        labels[RemoteLabels.profileSize] = "\(profile.size)"
+      }
+    }
     // CRI lists this layer and the ones above it, as far as a label's 4 KiB allow
     var listed = ""
     for above in image.manifest.layers[number...] {

@@ -38,6 +38,8 @@ public final class MountService: @unchecked Sendable {
   public let server: FuseServer
   private let prefetch: PrefetchPolicy
   private let record: String?
+  /// The one layer served (`--layer`), if not the merged image: prefetching stays within it.
+  private let layer: Int?
   private let warm: [String]
   private let log: @Sendable (String) -> Void
   private var endpoint: StatsEndpoint?
@@ -50,6 +52,7 @@ public final class MountService: @unchecked Sendable {
     index: ImageIndex, source: any ImageSource, mountpoint: String, cache: DiskCache?, prefetch: PrefetchPolicy,
     record: String?, warm: [String] = [], layer: Int? = nil, log: @escaping @Sendable (String) -> Void
   ) throws {
+    self.layer = layer
     reader = try ImageReader(index: index, source: source, disk: cache, memorySpans: 8, layer: layer)
     server = FuseServer(tree: reader.tree, store: reader.store, mountpoint: mountpoint, log: log)
     self.prefetch = prefetch
@@ -145,21 +148,23 @@ public final class MountService: @unchecked Sendable {
   private func startPrefetch() {
     let store = reader.store
     let log = self.log
+    let served = layer
     let work: (@Sendable () -> Void)?
     switch prefetch {
     case .none:
       work = nil
     case .all(let rate):
       work = {
-        store.prefetch(store.allSpans, concurrency: 2, bytesPerSecond: rate, yieldToReads: true)
+        let spans = store.allSpans.filter { served == nil || $0.layer == served }
+        store.prefetch(spans, concurrency: 2, bytesPerSecond: rate, yieldToReads: true)
         log("prefetch of the whole image done")
       }
     case .profile(let path):
       work = {
         do {
           let profile = try PrefetchProfile(parsing: String(decoding: try File.readAll(path), as: UTF8.self))
-          let spans = store.positions(of: profile.spans)
-          store.prefetch(spans, concurrency: 4, bytesPerSecond: 0, yieldToReads: false)
+          let spans = store.positions(of: profile.spans).filter { served == nil || $0.layer == served }
+          store.prefetch(spans, concurrency: 8, bytesPerSecond: 0, yieldToReads: false)
           log("prefetched \(spans.count) spans from the profile \(path)")
         } catch {
           log("cannot use the prefetch profile \(path): \(error)")

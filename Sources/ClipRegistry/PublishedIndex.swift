@@ -21,30 +21,75 @@ public enum PublishedIndex {
   public static let blobAnnotation = "dev.clip.index.blob"
   /// The artifact's annotation giving the index blob's size in bytes.
   public static let sizeAnnotation = "dev.clip.index.size"
+  /// The media type of a prefetch profile published with the index (the artifact's second layer).
+  public static let profileMediaType = "application/vnd.clip.profile.v1+text"
+  /// The artifact's annotation naming its profile blob, if it has one.
+  public static let profileBlobAnnotation = "dev.clip.profile.blob"
+  /// The artifact's annotation giving the profile blob's size in bytes.
+  public static let profileSizeAnnotation = "dev.clip.profile.size"
 
   /// The tag of the referrers tag-schema fallback for a manifest: `sha256-<hex>`.
   public static func fallbackTag(_ digest: Digest) -> String { "sha256-" + digest.hex }
+
+  /// The blobs of a published artifact: the index, and the prefetch profile published with it, if any.
+  public struct Blobs: Sendable, Equatable {
+    /// The index file.
+    public var index: Descriptor
+    /// The prefetch profile (specs/mount.md), if one was published.
+    public var profile: Descriptor?
+
+    /// Creates the pair.
+    public init(index: Descriptor, profile: Descriptor? = nil) {
+      self.index = index
+      self.profile = profile
+    }
+
+    /// The pair named by an artifact's (or a listing's) annotations; nil if they do not name the index blob.
+    init?(annotations: [String: String]?) {
+      guard let annotations, let index = Self.blob(annotations, blobAnnotation, sizeAnnotation, layerMediaType)
+      else { return nil }
+      self.index = index
+      profile = Self.blob(annotations, profileBlobAnnotation, profileSizeAnnotation, profileMediaType)
+    }
+
+    private static func blob(_ annotations: [String: String], _ digest: String, _ size: String, _ type: String)
+      -> Descriptor?
+    {
+      guard let named = annotations[digest], let digest = try? Digest(named),
+        let size = annotations[size].flatMap({ Int64($0) }), size >= 0
+      else { return nil }
+      return Descriptor(mediaType: type, digest: digest, size: size)
+    }
+  }
 }
 
 extension RegistrySource {
-  /// Publishes an index file for the image manifest `subject` and returns the artifact manifest's digest.
-  /// Registries with the referrers API index it by its subject; others get the tag-schema fallback: an image index
-  /// under `sha256-<manifest hex>` listing the referrers (any other referrers listed there are kept).
+  /// Publishes an index file (and a prefetch profile recorded on the image, if given) for the image manifest
+  /// `subject` and returns the artifact manifest's digest. Registries with the referrers API index it by its subject;
+  /// others get the tag-schema fallback: an image index under `sha256-<manifest hex>` listing the referrers (any other
+  /// referrers listed there are kept).
   @discardableResult
-  public func publishIndex(_ bytes: [UInt8], subject: Digest) throws -> Digest {
+  public func publishIndex(_ bytes: [UInt8], profile: [UInt8]? = nil, subject: Digest) throws -> Digest {
     let repository = reference.repository
     let subjectManifest = try client.manifest(repository, reference: subject.description)
     let layer = try client.uploadBlob(repository, bytes, mediaType: PublishedIndex.layerMediaType)
     let config = try client.uploadBlob(repository, PublishedIndex.emptyConfig, mediaType: PublishedIndex.emptyMediaType)
+    var layers = [layer]
+    var annotations = [
+      "dev.clip.index.format": "1", PublishedIndex.blobAnnotation: layer.digest.description,
+      PublishedIndex.sizeAnnotation: "\(layer.size)",
+    ]
+    if let profile {
+      let blob = try client.uploadBlob(repository, profile, mediaType: PublishedIndex.profileMediaType)
+      layers.append(blob)
+      annotations[PublishedIndex.profileBlobAnnotation] = blob.digest.description
+      annotations[PublishedIndex.profileSizeAnnotation] = "\(blob.size)"
+    }
     let artifact = Manifest(
-      mediaType: MediaType.ociManifest, config: config, layers: [layer],
+      mediaType: MediaType.ociManifest, config: config, layers: layers,
       subject: Descriptor(
         mediaType: subjectManifest.mediaType, digest: subject, size: Int64(subjectManifest.bytes.count)),
-      artifactType: PublishedIndex.artifactType,
-      annotations: [
-        "dev.clip.index.format": "1", PublishedIndex.blobAnnotation: layer.digest.description,
-        PublishedIndex.sizeAnnotation: "\(layer.size)",
-      ])
+      artifactType: PublishedIndex.artifactType, annotations: annotations)
     let artifactBytes = try encodeJSON(artifact)
     let artifactDigest = Digest.of(artifactBytes)
     try client.putManifest(
@@ -69,10 +114,16 @@ extension RegistrySource {
   }
 
   /// The bytes of an index published for `subject`, verified (artifact manifest, its subject, the blob digest);
-  /// nil if none is published. The referrers API and the tag-schema fallback are asked at once (registries without
-  /// the API, like docker-registry 2.8, then cost no extra round trip), and a listing that names the index blob
-  /// (`PublishedIndex.blobAnnotation`) leads straight to it.
+  /// nil if none is published.
   public func findPublishedIndex(subject: Digest) throws -> [UInt8]? {
+    try findPublishedBlobs(subject: subject).map { try publishedBlob($0.index) }
+  }
+
+  /// The blobs published for `subject` (the index, and its profile if any); nil if none are published. The referrers
+  /// API and the tag-schema fallback are asked at once (registries without the API, like docker-registry 2.8, then
+  /// cost no extra round trip), and a listing that names the blobs (`PublishedIndex.blobAnnotation`…) gives them
+  /// without a further request; otherwise the artifact manifest is fetched and its subject checked.
+  public func findPublishedBlobs(subject: Digest) throws -> PublishedIndex.Blobs? {
     let repository = reference.repository
     let client = self.client
     let answers = Mutex<
@@ -104,26 +155,43 @@ extension RegistrySource {
       return nil
     }
     for descriptor in candidates.reversed() where descriptor.artifactType == PublishedIndex.artifactType {
-      if let named = descriptor.annotations?[PublishedIndex.blobAnnotation],
-        let digest = try? Digest(named),
-        let size = descriptor.annotations?[PublishedIndex.sizeAnnotation].flatMap({ Int64($0) }), size >= 0
-      {
-        let layer = Descriptor(mediaType: PublishedIndex.layerMediaType, digest: digest, size: size)
-        let bytes = try client.blob(repository, digest, range: 0..<UInt64(size))
-        try verify(bytes, against: layer, what: "published clip index")
-        return bytes
-      }
+      if let blobs = PublishedIndex.Blobs(annotations: descriptor.annotations) { return blobs }
       let fetched = try client.manifest(repository, reference: descriptor.digest.description)
       let artifact = try decodeJSON(
         Manifest.self, from: fetched.bytes, what: "clip index artifact \(descriptor.digest)")
       guard artifact.subject?.digest == subject, artifact.artifactType == PublishedIndex.artifactType,
         let layer = artifact.layers.first, layer.mediaType == PublishedIndex.layerMediaType
       else { continue }
-      let bytes = try client.blob(repository, layer.digest, range: 0..<UInt64(max(layer.size, 0)))
-      try verify(bytes, against: layer, what: "published clip index")
-      return bytes
+      return PublishedIndex.Blobs(
+        index: layer, profile: artifact.layers.dropFirst().first { $0.mediaType == PublishedIndex.profileMediaType })
     }
     return nil
+  }
+
+  /// The bytes of the published index and of its profile (if any; one that cannot be fetched is nil), at once.
+  public func publishedIndexAndProfile(_ blobs: PublishedIndex.Blobs) throws -> (index: [UInt8], profile: [UInt8]?) {
+    guard let profileBlob = blobs.profile else { return (try publishedBlob(blobs.index), nil) }
+    let fetched = Mutex<(index: Result<[UInt8], any Error>?, profile: [UInt8]?)>((nil, nil))
+    DispatchQueue.concurrentPerform(iterations: 2) { which in
+      if which == 0 {
+        let index = Result { try publishedBlob(blobs.index) }
+        fetched.withLock { $0.index = index }
+      } else {
+        let profile = try? publishedBlob(profileBlob)
+        fetched.withLock { $0.profile = profile }
+      }
+    }
+    let (index, profile) = fetched.withLock { ($0.index, $0.profile) }
+    guard let index else { throw ClipError(.system, "the published index fetch vanished") }
+    return (try index.get(), profile)
+  }
+
+  /// The bytes of a published blob (an index or a profile), verified against its descriptor (digest and size).
+  public func publishedBlob(_ blob: Descriptor) throws -> [UInt8] {
+    let bytes = try client.blob(reference.repository, blob.digest, range: 0..<UInt64(max(blob.size, 0)))
+    let what = blob.mediaType == PublishedIndex.profileMediaType ? "published clip profile" : "published clip index"
+    try verify(bytes, against: blob, what: what)
+    return bytes
   }
 }
 

@@ -1,5 +1,6 @@
 import ClipCore
 import ClipOCI
+import ClipRegistry
 import Foundation
 
 /// The annotations of config.json that ask clip for a container's root filesystem (specs/hook.md).
@@ -12,7 +13,8 @@ public enum Annotation {
   public static let indexDigest = "org.clip.index.digest"
   /// The platform to pick from a multi-platform image: `OS/ARCH[/VARIANT]`.
   public static let platform = "org.clip.platform"
-  /// `none` (default), `all`, or an absolute path of a prefetch profile.
+  /// `auto` (default: the profile published with the image's index, if any), `none`, `all`, or an absolute path of a
+  /// prefetch profile.
   public static let prefetch = "org.clip.prefetch"
   /// An absolute path of a Docker config.json holding the registry's credentials.
   public static let authFile = "org.clip.authfile"
@@ -34,7 +36,7 @@ public struct ImageRequest: Sendable, Equatable {
   public var indexDigest: Digest?
   /// The platform; nil for this machine's.
   public var platform: Platform?
-  /// `none`, `all` or a profile path.
+  /// `auto`, `none`, `all` or a profile path.
   public var prefetch: String
   /// A Docker config.json with credentials.
   public var authFile: String?
@@ -44,6 +46,12 @@ public struct ImageRequest: Sendable, Equatable {
   public var keepWarm: Int?
   /// Resolve the reference at the registry at every start, even when it was indexed before.
   public var pullAlways: Bool
+  /// The image's manifest digest, when the caller knows it (the snapshotter's labels): its cached or published
+  /// index is then used without resolving the reference. Not an annotation.
+  public var manifestDigest: Digest?
+  /// The blobs published for that manifest (index, profile), when the caller found them (`clip pull`'s labels). Not an
+  /// annotation.
+  public var published: PublishedIndex.Blobs?
 
   /// Reads the request from `annotations`; nil when they do not name an image (the container is not clip's).
   public init?(annotations: [String: String]) throws {
@@ -58,8 +66,8 @@ public struct ImageRequest: Sendable, Equatable {
     platform = try annotations[Annotation.platform].map { text in
       try ClipError.inContext("annotation \(Annotation.platform)") { try Platform(parsing: text) }
     }
-    let prefetch = annotations[Annotation.prefetch] ?? "none"
-    if prefetch != "none" && prefetch != "all" { _ = try Self.absolutePath(prefetch, Annotation.prefetch) }
+    let prefetch = annotations[Annotation.prefetch] ?? "auto"
+    if !["auto", "none", "all"].contains(prefetch) { _ = try Self.absolutePath(prefetch, Annotation.prefetch) }
     self.prefetch = prefetch
     authFile = try annotations[Annotation.authFile].map { try Self.absolutePath($0, Annotation.authFile) }
     switch annotations[Annotation.plainHTTP] {

@@ -48,6 +48,9 @@ struct SharedImages {
       let key = String(decoding: bytes, as: UTF8.self)
       if Self.isUsable(layout.index(key)) { return (key, layout.index(key)) }
     }
+    if let manifest = request.manifestDigest, !request.pullAlways, let known = knownIndex(manifest, request) {
+      return known
+    }
     let source = try openImageSource(request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile)
     let image = try ClipError.inContext(request.reference) { try source.resolve(platform: platform) }
     let key = image.manifestDigest.hex
@@ -61,12 +64,44 @@ struct SharedImages {
       indexer.layerCache = layout.layers
       indexer.note = log
       let started = Date()
-      let bytes = try ClipError.inContext(request.reference) { try indexer.indexFile(source, image: image) }
+      let (bytes, profile) = try ClipError.inContext(request.reference) {
+        try indexer.indexFileAndProfile(source, image: image)
+      }
+      if let profile { try File.writeAtomically(layout.profile(key), profile) }
       try File.writeAtomically(path, bytes)
       let elapsed = Int(Date().timeIntervalSince(started) * 1000)
       log("index of \(request.reference) (\(image.manifestDigest)) kept in \(path) after \(elapsed) ms")
     }
     return (key, path)
+  }
+
+  /// The index of the image with manifest `manifest`, without resolving the reference: the cached one, or the one
+  /// published for it (its blob fetched straight when the request names it). Nil when there is none, or it is unusable
+  /// (said in the log): the caller then resolves the reference as usual.
+  private func knownIndex(_ manifest: Digest, _ request: ImageRequest) -> (key: String, index: String)? {
+    let key = manifest.hex
+    let path = layout.index(key)
+    if Self.isUsable(path) { return (key, path) }
+    do {
+      guard
+        let registry = try openImageSource(
+          request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile) as? RegistrySource,
+        let blobs = try request.published ?? registry.findPublishedBlobs(subject: manifest)
+      else { return nil }
+      let (bytes, profile) = try registry.publishedIndexAndProfile(blobs)
+      let indexed = try IndexFormat.decodeImage(bytes).manifestDigest
+      guard indexed == manifest else {
+        log("the index published for \(manifest) describes \(indexed): resolving \(request.reference)")
+        return nil
+      }
+      if let profile { try File.writeAtomically(layout.profile(key), profile) }
+      try File.writeAtomically(path, bytes)
+      log("using the index published for \(request.reference) (\(manifest)), kept in \(path)")
+      return (key, path)
+    } catch {
+      log("the index published for \(manifest) is unusable (\(error)): resolving \(request.reference)")
+      return nil
+    }
   }
 
   /// Whether an index file is there: files in the index cache are written whole (atomically) after they were made
@@ -103,7 +138,9 @@ struct SharedImages {
     let pid = try actions.startMount(
       MountRequest(
         index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
-        authFile: request.authFile, prefetch: request.prefetch, cache: layout.cache, cacheSize: settings.cacheSize,
+        authFile: request.authFile, prefetch: RuntimeLayout.prefetch(request.prefetch, index: index),
+        cache: layout.cache,
+        cacheSize: settings.cacheSize,
         stateRoot: layout.root, key: key, keepWarm: keepWarm,
         warm: (command.map { [$0] } ?? []) + StartupFiles.common))
     try File.writeAtomically(layout.image(key) + "/pid", Array("\(pid)\n".utf8), sync: false)

@@ -45,11 +45,18 @@ public struct ImageIndexer: Sendable {
   /// Indexes like `index` and returns the index file's bytes: a published index's bytes as the registry gave them
   /// (checked as `index` checks them; its recorded source is the publisher's), else the new index encoded.
   public func indexFile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> [UInt8] {
+    try indexFileAndProfile(source, image: resolved).index
+  }
+
+  /// Like `indexFile`, with the prefetch profile published beside the index, if the index was published with one.
+  public func indexFileAndProfile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> (
+    index: [UInt8], profile: [UInt8]?
+  ) {
     let image = try resolved ?? source.resolve(platform: platform)
     if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
-      return published.bytes
+      return (published.bytes, published.profile)
     }
-    return IndexFormat.encode(try scan(source, image))
+    return (IndexFormat.encode(try scan(source, image)), nil)
   }
 
   /// Scans the image's layers.
@@ -95,9 +102,12 @@ public struct ImageIndexer: Sendable {
   }
 
   /// The index published for the image, if there is one that belongs to this manifest.
-  private func published(_ registry: RegistrySource, _ image: ResolvedImage) -> (index: ImageIndex, bytes: [UInt8])? {
+  private func published(_ registry: RegistrySource, _ image: ResolvedImage) -> (
+    index: ImageIndex, bytes: [UInt8], profile: [UInt8]?
+  )? {
     do {
-      guard let bytes = try registry.findPublishedIndex(subject: image.manifestDigest) else { return nil }
+      guard let blobs = try registry.findPublishedBlobs(subject: image.manifestDigest) else { return nil }
+      let (bytes, profile) = try registry.publishedIndexAndProfile(blobs)
       let index = try IndexFormat.decodeImage(bytes)
       guard index.manifestDigest == image.manifestDigest,
         index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
@@ -106,8 +116,8 @@ public struct ImageIndexer: Sendable {
         note?("the index published for \(image.manifestDigest) describes another image: indexing anew")
         return nil
       }
-      note?("using the index published for \(image.manifestDigest)")
-      return (index, bytes)
+      note?("using the index published for \(image.manifestDigest)" + (profile == nil ? "" : ", with its profile"))
+      return (index, bytes, profile)
     } catch {
       note?("the index published for \(image.manifestDigest) is unusable (\(error)): indexing anew")
       return nil

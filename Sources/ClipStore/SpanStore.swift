@@ -153,7 +153,7 @@ public final class SpanStore: Sendable {
     var theirs: [(Int, Flight)] = []
     for span in spans {
       let key = key(layer: layer, span: span)
-      if record { touched.withLock { $0.note(key) } }
+      if record { touched.withLock { $0.note(key, reach: min(through ?? key.range.upperBound, key.range.upperBound)) } }
       if let found = lookup(key) ?? needed.flatMap({ cachedStart(layer: layer, span: span, reaching: $0) }) {
         stats.hits.add(1, ordering: .relaxed)
         resident[span] = found
@@ -375,23 +375,50 @@ public final class SpanStore: Sendable {
 
   // MARK: - Profiles and prefetch
 
-  /// The spans reads touched, in first-touch order.
-  public var touchedSpans: [SpanKey] { touched.withLock { $0.order } }
+  /// The spans reads touched, in first-touch order, each from its start to where the reads in it ended.
+  public var touchedSpans: [SpanKey] { touched.withLock { $0.touches } }
 
-  /// The (layer, span) positions of `keys` in this image; keys of other images are skipped.
-  public func positions(of keys: [SpanKey]) -> [(layer: Int, span: Int)] {
-    var byRange: [SpanKey: (Int, Int)] = [:]
+  /// Where the spans `keys` name (a span's start, up to where it was read) are in this image, as (layer, span, the
+  /// tar-stream offset to fetch through — nil for the whole span); spans of layers the image does not have, or that
+  /// do not start a span here, are skipped.
+  public func positions(of keys: [SpanKey]) -> [Position] {
+    var byStart: [SpanKey: (Int, Int)] = [:]
     for (layer, layerIndex) in index.layerIndexes.enumerated() {
-      for span in 0..<layerIndex.spanCount { byRange[key(layer: layer, span: span)] = (layer, span) }
+      for span in 0..<layerIndex.spanCount {
+        let whole = key(layer: layer, span: span)
+        byStart[SpanKey(layer: whole.layer, range: whole.range.lowerBound..<whole.range.lowerBound + 1)] = (layer, span)
+      }
     }
-    return keys.compactMap { byRange[$0] }
+    return keys.compactMap { key in
+      guard
+        let (layer, span) = byStart[SpanKey(layer: key.layer, range: key.range.lowerBound..<key.range.lowerBound + 1)]
+      else { return nil }
+      let end = self.key(layer: layer, span: span).range.upperBound
+      return Position(layer: layer, span: span, through: key.range.upperBound < end ? key.range.upperBound : nil)
+    }
+  }
+
+  /// A span to fetch ahead: its layer and number, and the tar-stream offset to fetch through (nil: the whole span).
+  public struct Position: Sendable, Equatable {
+    /// The layer's position in the image.
+    public var layer: Int
+    /// The span's number in the layer.
+    public var span: Int
+    /// Where the start to fetch ends; nil for the whole span.
+    public var through: UInt64?
+
+    /// Creates a position.
+    public init(layer: Int, span: Int, through: UInt64? = nil) {
+      self.layer = layer
+      self.span = span
+      self.through = through
+    }
   }
 
   /// Fetches spans ahead of reads with `concurrency` threads, at most `bytesPerSecond` (0: unlimited), yielding to
   /// reads in progress. Returns when done; errors are counted and skipped (a read will retry).
-  public func prefetch(_ spans: [(layer: Int, span: Int)], concurrency: Int, bytesPerSecond: UInt64, yieldToReads: Bool)
-  {
-    let queue = Mutex(spans.reversed() as [(layer: Int, span: Int)])
+  public func prefetch(_ spans: [Position], concurrency: Int, bytesPerSecond: UInt64, yieldToReads: Bool) {
+    let queue = Mutex(Array(spans.reversed()))
     let started = DispatchTime.now().uptimeNanoseconds
     let budgetUsed = Atomic<UInt64>(0)
     DispatchQueue.concurrentPerform(iterations: max(1, concurrency)) { _ in
@@ -403,7 +430,7 @@ public final class SpanStore: Sendable {
           if ahead > 0 { usleep(UInt32(min(ahead, 1) * 1e6)) }
         }
         let before = stats.bytesFetched.load(ordering: .relaxed)
-        if (try? ensure(layer: next.layer, spans: next.span...next.span, record: false, through: nil)) != nil {
+        if (try? ensure(layer: next.layer, spans: next.span...next.span, record: false, through: next.through)) != nil {
           let fetched = stats.bytesFetched.load(ordering: .relaxed) - before
           if fetched > 0 { stats.prefetched.add(1, ordering: .relaxed) }
           budgetUsed.add(fetched, ordering: .relaxed)
@@ -413,8 +440,10 @@ public final class SpanStore: Sendable {
   }
 
   /// Every span of the image, base layer first.
-  public var allSpans: [(layer: Int, span: Int)] {
-    index.layerIndexes.enumerated().flatMap { layer, layerIndex in (0..<layerIndex.spanCount).map { (layer, $0) } }
+  public var allSpans: [Position] {
+    index.layerIndexes.enumerated().flatMap { layer, layerIndex in
+      (0..<layerIndex.spanCount).map { Position(layer: layer, span: $0) }
+    }
   }
 }
 
@@ -467,12 +496,23 @@ struct MemorySpans {
   }
 }
 
-/// The spans reads touched, in first-touch order (a prefetch profile).
+/// The spans reads touched, in first-touch order, and the furthest tar-stream offset reads in each reached (a
+/// prefetch profile).
 struct TouchLog {
-  private(set) var order: [SpanKey] = []
-  private var seen: Set<SpanKey> = []
+  private var order: [SpanKey] = []
+  private var reach: [SpanKey: UInt64] = [:]
 
-  mutating func note(_ key: SpanKey) {
-    if seen.insert(key).inserted { order.append(key) }
+  mutating func note(_ key: SpanKey, reach end: UInt64) {
+    if let known = reach[key] {
+      reach[key] = max(known, end)
+    } else {
+      order.append(key)
+      reach[key] = end
+    }
+  }
+
+  /// Each touched span from its start to its reach.
+  var touches: [SpanKey] {
+    order.map { SpanKey(layer: $0.layer, range: $0.range.lowerBound..<(reach[$0] ?? $0.range.upperBound)) }
   }
 }

@@ -13,6 +13,15 @@ public enum RemoteLabels {
   public static let layerDigest = "containerd.io/snapshot/cri.layer-digest"
   /// The image's layers, comma-separated (CRI).
   public static let imageLayers = "containerd.io/snapshot/cri.image-layers"
+  /// The digest of the clip index published for the image (clip's own, set by `clip pull`): the snapshotter fetches
+  /// it straight, without looking it up.
+  public static let indexBlob = "containerd.io/snapshot/clip.index-blob"
+  /// That index blob's size in bytes (clip's own, with `indexBlob`).
+  public static let indexSize = "containerd.io/snapshot/clip.index-size"
+  /// The digest of the prefetch profile published with that index, if any (clip's own, set by `clip pull`).
+  public static let profileBlob = "containerd.io/snapshot/clip.profile-blob"
+  /// That profile blob's size in bytes (clip's own, with `profileBlob`).
+  public static let profileSize = "containerd.io/snapshot/clip.profile-size"
 }
 
 /// The labels containerd's garbage collector follows from an image to what it needs: content refers to content

@@ -34,6 +34,12 @@ struct IndexCommand: ParsableCommand {
   @Flag(help: "Index the layers even if an index is published beside the image.")
   var ignorePublished = false
 
+  @Option(
+    help: ArgumentHelp(
+      "With --push: publish this prefetch profile (clip mount --record) with the index.",
+      discussion: "Nodes that use the published index then fetch what it lists at mount time (hook default)."))
+  var profile: String?
+
   func run() throws {
     try reportingErrors {
       var indexer = ImageIndexer()
@@ -48,12 +54,20 @@ struct IndexCommand: ParsableCommand {
       if push && !(imageSource is RegistrySource) {
         throw ClipError(.invalidArgument, "--push needs a registry source (docker://…)")
       }
+      if profile != nil && !push { throw ClipError(.invalidArgument, "--profile goes with --push") }
+      let profileBytes = try profile.map { path in
+        try ClipError.inContext(path) {
+          let bytes = try File.readAll(path)
+          _ = try PrefetchProfile(parsing: String(decoding: bytes, as: UTF8.self))
+          return bytes
+        }
+      }
       let index = try indexer.index(imageSource)
       progress.finish()
       let bytes = IndexFormat.encode(index)
       try ClipError.inContext(output) { try File.writeAtomically(output, bytes) }
       if push, let registry = imageSource as? RegistrySource {
-        let artifact = try registry.publishIndex(bytes, subject: index.manifestDigest)
+        let artifact = try registry.publishIndex(bytes, profile: profileBytes, subject: index.manifestDigest)
         FileHandle.standardError.write(Data("clip: published the index as \(artifact)\n".utf8))
       }
     }

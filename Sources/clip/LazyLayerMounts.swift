@@ -1,5 +1,7 @@
 import ClipCore
 import ClipFUSE
+import ClipOCI
+import ClipRegistry
 import ClipRuntime
 import ClipSnapshotter
 import ContainerdAPI
@@ -33,10 +35,21 @@ struct LazyLayerMounts: LazyLayers {
       throw ClipError(.invalidArgument, "no \(RemoteLabels.imageRef) and \(RemoteLabels.layerDigest) labels")
     }
     let annotations = registryAnnotations.merging([Annotation.image: reference]) { $1 }
-    guard let request = try ImageRequest(annotations: annotations) else { return }
+    guard var request = try ImageRequest(annotations: annotations) else { return }
+    let manifest = try labels[RemoteLabels.manifestDigest].map { text in
+      try ClipError.inContext("label \(RemoteLabels.manifestDigest)") { try Digest(text) }
+    }
+    request.manifestDigest = manifest
+    if let index = try Self.blob(labels, RemoteLabels.indexBlob, RemoteLabels.indexSize, PublishedIndex.layerMediaType)
+    {
+      request.published = PublishedIndex.Blobs(
+        index: index,
+        profile: try Self.blob(
+          labels, RemoteLabels.profileBlob, RemoteLabels.profileSize, PublishedIndex.profileMediaType))
+    }
     let index = try roots.index(for: request)
-    if let manifest = labels[RemoteLabels.manifestDigest] {
-      let indexed = try loadIndex(index).manifestDigest.description
+    if let manifest {
+      let indexed = try loadIndex(index).manifestDigest
       guard indexed == manifest else {
         throw ClipError(.notFound, "\(reference) is \(indexed) now, the labels ask for \(manifest)")
       }
@@ -45,8 +58,17 @@ struct LazyLayerMounts: LazyLayers {
     try Daemon.spawn(
       arguments: [
         "mount", index, path, "--layer", layer, "--cache", layout.cache, "--source", reference, "--foreground",
-        "--ready-fd", "\(Daemon.readyDescriptor)",
+        "--ready-fd", "\(Daemon.readyDescriptor)", "--prefetch", RuntimeLayout.prefetch("auto", index: index),
       ] + StartupFiles.common.flatMap { ["--warm", $0] }, log: MountService.logFile(for: path), timeout: 120)
+  }
+
+  /// The blob a digest label and a size label name, if both are there.
+  private static func blob(_ labels: [String: String], _ digest: String, _ size: String, _ type: String) throws
+    -> Descriptor?
+  {
+    guard let named = labels[digest], let bytes = labels[size].flatMap({ Int64($0) }), bytes >= 0 else { return nil }
+    return Descriptor(
+      mediaType: type, digest: try ClipError.inContext("label \(digest)") { try Digest(named) }, size: bytes)
   }
 
   func unmount(_ path: String) {

@@ -42,9 +42,16 @@ struct PullCommand: ParsableCommand {
         credentials: CredentialStore(path: registry.authfile))
       let image = try source.resolve(platform: try platform.map(Platform.init(parsing:)) ?? .current)
       let name = String(imageReference.description.dropFirst("docker://".count))
+      let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("clip pull: \($0)\n".utf8)) }
+      let published: PublishedIndex.Blobs?
+      do {
+        published = try source.findPublishedBlobs(subject: image.manifestDigest)
+      } catch {
+        log("looking for a published clip index failed (\(error)): the snapshotter looks again")
+        published = nil
+      }
       let pull = LazyPull(
-        name: name, snapshotter: snapshotter, source: source, image: image,
-        log: { FileHandle.standardError.write(Data("clip pull: \($0)\n".utf8)) })
+        name: name, snapshotter: snapshotter, source: source, image: image, published: published, log: log)
       let (address, namespace) = (self.address, self.namespace)
       let outcomes = try runBlocking {
         try await ContainerdClient.with(address: address, namespace: namespace) { try await pull.run($0) }

@@ -37,7 +37,7 @@ import Testing
 
   @Test func defaults() throws {
     let request = try #require(try ImageRequest(annotations: [Annotation.image: "busybox"]))
-    #expect(request.prefetch == "none")
+    #expect(request.prefetch == "auto")
     #expect(!request.plainHTTP)
     #expect(request.keepWarm == nil && request.indexPath == nil && request.platform == nil && !request.pullAlways)
   }

@@ -155,7 +155,38 @@ final class CountingSource: ImageSource, @unchecked Sendable {
   @Test func profilesRoundTrip() throws {
     let key = SpanKey(layer: Digest.of([1, 2, 3]), range: 4096..<8192)
     let profile = PrefetchProfile(spans: [key, SpanKey(layer: key.layer, range: 0..<4096)])
+    #expect(profile.text.hasPrefix("clip-profile 2\n"))
     #expect(try PrefetchProfile(parsing: profile.text) == profile)
+    #expect(try PrefetchProfile(parsing: "clip-profile 1\n\(key.layer) 4096-8192\n").spans == [key])
     #expect(throws: ClipError.self) { try PrefetchProfile(parsing: "nonsense") }
+  }
+
+  @Test func aRecordedProfileReplaysOnlyWhatWasRead() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let recording = SpanStore(index: index, source: inner, disk: nil)
+    let span1 = recording.key(layer: 0, span: 1).range
+    let span2 = recording.key(layer: 0, span: 2).range
+    _ = try recording.read(layer: 0, offset: span1.lowerBound + 100, count: 10)  // the start of span 1
+    _ = try recording.read(layer: 0, offset: span2.upperBound - 10, count: 10)  // the end of span 2
+    _ = try recording.read(layer: 0, offset: span1.lowerBound + 200, count: 10)
+    let profile = try PrefetchProfile(parsing: PrefetchProfile(spans: recording.touchedSpans).text)
+    #expect(profile.spans.map(\.range) == [span1.lowerBound..<span1.lowerBound + 210, span2])
+
+    let source = CountingSource(inner)
+    let store = SpanStore(
+      index: index, source: source, disk: try DiskCache(root: directory + "/cache", limit: 1 << 30))
+    let positions = store.positions(of: profile.spans + [SpanKey(layer: Digest.of([9]), range: 0..<10)])
+    #expect(
+      positions == [
+        SpanStore.Position(layer: 0, span: 1, through: span1.lowerBound + 210), SpanStore.Position(layer: 0, span: 2),
+      ])
+    store.prefetch(positions, concurrency: 2, bytesPerSecond: 0, yieldToReads: false)
+    #expect(source.reads.count == 2)
+    #expect(source.reads.contains { $0.count < index.layerIndexes[0].compressedRange(ofSpan: 1).count })
+    _ = try store.read(layer: 0, offset: span1.lowerBound + 100, count: 10)
+    _ = try store.read(layer: 0, offset: span1.lowerBound + 200, count: 10)
+    _ = try store.read(layer: 0, offset: span2.upperBound - 10, count: 10)
+    #expect(source.reads.count == 2)  // the replayed reads fetch nothing more
   }
 }

@@ -21,6 +21,9 @@
 # Modes (the table's columns):
 #   (1) noidx   clip hook, no index anywhere yet: the hook indexes the image on first use (fresh --root);
 #   (2) idx     clip hook, published index, empty span cache (fresh --root);
+#   (2p) prof   the same on IMAGE-prof, whose index is published with a prefetch profile (`clip index --push
+#               --profile`) recorded from the same command (`clip mount --record` + chroot, before the runs): the
+#               hook's default prefetch fetches what it lists at mount time (python3 import json only);
 #   (3) warm    clip hook again on (2)'s --root: index and spans cached, the reference not resolved again
 #               (org.clip.pull missing), the image still mounted (--keep-warm 60: a node running the image), so
 #               the hook only mounts the container's overlay;
@@ -60,19 +63,42 @@ WAN_RATE=${BENCH_WAN_RATE:-1gbit}
 FAILDIR=${BENCH_KEEP_FAILURES:-$WORK/bench-coldstart-failures}
 CALL_TIMEOUT=600
 BENCH_NAME=bench-coldstart
-MODES=(noidx idx warm skopeo ctr runc)
+MODES=(noidx idx prof warm skopeo ctr runc)
 cmd_args() { if [ "$1" = true ]; then echo '["/bin/true"]'; else echo '["python3","-c","import json"]'; fi; }
 
 bench_preflight bench-coldstart jq skopeo umoci runc containerd ctr docker-registry mkfs.ext4 ip tc
 
 # shellcheck source=coldstart-lib.sh
 source "$here/coldstart-lib.sh" # the tmpfs, registries, images pushed, cells, containerd, timing, formatting
+# Profiles (mode prof): recorded once per image with a python3 command, on a mount of its local index (chroot), and
+# published with the index as IMAGE-prof.
+profiled=()
+for image in "${IMAGES[@]}"; do
+  [[ " $(cmds_of "$image") " == *" json "* ]] || continue
+  rec=$tmp/record-$image
+  mkdir -p "$rec"
+  "$CLIP" mount "$tmp/$image-${NETS[0]}.clip" "$rec" --cache "$tmp/record-cache" --record "$tmp/$image.profile" \
+    >>"$BENCH_LOG" 2>&1
+  chroot "$rec" /usr/bin/python3 -c 'import json' >>"$BENCH_LOG" 2>&1
+  "$CLIP" umount "$rec" >>"$BENCH_LOG" 2>&1
+  rm -rf "$tmp/record-cache"
+  for net in "${NETS[@]}"; do
+    echo "$BENCH_NAME: pushing $image to $net as $image-prof, publishing its index with a profile" >&2
+    registry_push "$IMG/$image:latest" "${addr[$net]}/$image-prof:latest"
+    "$CLIP" index "docker://${addr[$net]}/$image-prof:latest" --plain-http -o "$tmp/$image-$net-prof.clip" --push \
+      --ignore-published --profile "$tmp/$image.profile" >>"$BENCH_LOG" 2>&1
+  done
+  profiled+=("$image")
+done
+has_profile() { [[ " ${profiled[*]} " == *" $1 "* ]] && [ "$2" = json ]; }
+
 setup_root=$tmp/setup-root
 for image in "${IMAGES[@]}"; do
   # template bundles: written against the setup root (which caches the index; not what the runs use)
   for net in "${NETS[@]}"; do
-    for repo in idx noidx; do
+    for repo in idx noidx prof; do
       for c in $(cmds_of "$image"); do
+        [ "$repo" != prof ] || has_profile "$image" "$c" || continue
         timeout "$CALL_TIMEOUT" "$CLIP" bundle "docker://${addr[$net]}/$image-$repo:latest" "$tmp/tpl/$image-$net-$repo-$c" \
           --root "$setup_root" --keep-warm 60 -- /bin/true >>"$BENCH_LOG" 2>&1
       done
@@ -128,7 +154,8 @@ run_cell() {
   args=$(cmd_args "$c")
   ref=${addr[$net]}/$image-noidx:latest
   case $mode in
-  noidx | idx)
+  prof) has_profile "$image" "$c" || return 0 ;;&
+  noidx | idx | prof)
     cell_fs "clip-$mode"
     clip_bundle "$tmp/tpl/$image-$net-$mode-$c" "$fs/bundle" "$fs/root"
     ;;
@@ -145,7 +172,7 @@ run_cell() {
   bench_quiet_wait
   bench_drop_caches
   case $mode in
-  noidx | idx | warm) timed t_clip "$fs/bundle" "$id" || ok=0 ;;
+  noidx | idx | prof | warm) timed t_clip "$fs/bundle" "$id" || ok=0 ;;
   skopeo) timed t_skopeo "$ref" "$fs" "$id" "$args" || ok=0 ;;
   ctr) timed t_ctr "$ref" "$id" "$c" || ok=0 ;;
   runc) timed t_clip "$localfs/$image" "$id" || ok=0 ;;
@@ -158,7 +185,7 @@ run_cell() {
     keep_failure "$key.$i" "$fs/root"
   fi
   case $mode in
-  noidx | warm) cell_release "clip-${mode/warm/idx}" ;;
+  noidx | prof | warm) cell_release "clip-${mode/warm/idx}" ;;
   skopeo | ctr) cell_release "$mode" ;;
   esac
 }
@@ -170,10 +197,10 @@ for ((i = 0; i < RUNS; i++)); do
     for c in $(cmds_of "$image"); do
       for net in "${NETS[@]}"; do
         # rotate the mode order per run; warm always right after idx
-        order=(noidx idx warm skopeo ctr)
+        order=(noidx idx warm prof skopeo ctr)
         case $((i % 3)) in
-        1) order=(skopeo ctr noidx idx warm) ;;
-        2) order=(ctr idx warm skopeo noidx) ;;
+        1) order=(skopeo ctr prof noidx idx warm) ;;
+        2) order=(ctr idx warm skopeo prof noidx) ;;
         esac
         [ "$net" != "${NETS[0]}" ] || order+=(runc) # the local rootfs needs no network: once per run
         for mode in "${order[@]}"; do
@@ -189,7 +216,7 @@ release_all_cells
 # The table.
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 rtt=$(wan_rtt)
-fmt="%-44s %7s %7s %7s %7s %7s %7s | %8s %8s %8s %8s %8s %8s %6s\n"
+fmt="%-40s %6s %6s %6s %6s %6s %6s %6s | %8s %7s %7s %7s %7s %7s %7s %6s %6s\n"
 
 echo
 echo "cold start: clip hook (runc) vs skopeo+umoci+runc and ctr pull+run; seconds to the container's exit (median), MB fetched from the registry (median)"
@@ -198,22 +225,24 @@ for image in "${IMAGES[@]}"; do
 done
 echo "local: registry on 127.0.0.1; wan: netns $CLIP_WAN_NS, tbf $WAN_RATE, faultproxy --delay-ms $WAN_DELAY_MS (GET /v2/ ${rtt:--} ms); client state on a fresh ext4 per run (loop over a tmpfs), page cache dropped"
 echo "modes: noidx = clip hook, no published index (hook indexes); idx = clip hook, published index, empty span cache; warm = idx's root again;"
+echo "       prof = idx with a prefetch profile published beside the index (recorded from the same command; python3 rows only);"
 echo "       skopeo = skopeo copy + umoci unpack + runc run; ctr = ctr image pull + ctr run (private containerd, empty root); runc = runc run of an unpacked local rootfs (no network: same figure on every network)"
 echo "median of $RUNS runs; $(nproc) cores, ${cpu:-unknown CPU}; $CLIP"
 echo
 # shellcheck disable=SC2059
 {
-  printf "$fmt" "" "noidx" "idx" "warm" "skopeo" "ctr" "runc" "MB noidx" "idx" "warm" "skopeo" "ctr" "image" "idx%"
+  printf "$fmt" "" "noidx" "idx" "prof" "warm" "skopeo" "ctr" "runc" "MB noidx" "idx" "prof" "warm" "skopeo" "ctr" "image" "idx%" "prof%"
   for image in "${IMAGES[@]}"; do
     for c in $(cmds_of "$image"); do
       for net in "${NETS[@]}"; do
         k=$image.$c.$net
         rk=$image.$c.${NETS[0]}.runc
         printf "$fmt" "$image ${CMD[$c]} $net" "$(sec "$(med "s.$k.noidx")")" "$(sec "$(med "s.$k.idx")")" \
-          "$(sec "$(med "s.$k.warm")")" "$(sec "$(med "s.$k.skopeo")")" "$(sec "$(med "s.$k.ctr")")" "$(sec "$(med "s.$rk")")" \
-          "$(mb "$(med "b.$k.noidx")")" "$(mb "$(med "b.$k.idx")")" "$(mb "$(med "b.$k.warm")")" \
+          "$(sec "$(med "s.$k.prof")")" "$(sec "$(med "s.$k.warm")")" "$(sec "$(med "s.$k.skopeo")")" \
+          "$(sec "$(med "s.$k.ctr")")" "$(sec "$(med "s.$rk")")" \
+          "$(mb "$(med "b.$k.noidx")")" "$(mb "$(med "b.$k.idx")")" "$(mb "$(med "b.$k.prof")")" "$(mb "$(med "b.$k.warm")")" \
           "$(mb "$(med "b.$k.skopeo")")" "$(mb "$(med "b.$k.ctr")")" "$(mb "${comp[$image]}")" \
-          "$(pct "$(med "b.$k.idx")" "${comp[$image]}")"
+          "$(pct "$(med "b.$k.idx")" "${comp[$image]}")" "$(pct "$(med "b.$k.prof")" "${comp[$image]}")"
       done
     done
   done
@@ -221,26 +250,32 @@ echo
 
 echo
 echo "ratios (per row: (2) idx vs (4) skopeo and (5) ctr, target >= 5x faster; (2) fetched, target < 15% of the image; (3) warm vs runc on a local rootfs, target <= 1.5x):"
-fmt2="%-44s %10s %10s %10s %10s\n"
+fmt2="%-40s %12s %12s %10s %10s | %12s %12s %10s\n"
 # shellcheck disable=SC2059
-printf "$fmt2" "" "skopeo/idx" "ctr/idx" "idx fetch" "warm/runc"
-n_ok=0 n_missed=0
+printf "$fmt2" "" "skopeo/idx" "ctr/idx" "idx fetch" "warm/runc" "skopeo/prof" "ctr/prof" "prof fetch"
+n_ok=0 n_missed=0 p_ok=0 p_missed=0
 tally() { if [ "$1" = ok ]; then n_ok=$((n_ok + 1)); elif [ "$1" = MISSED ]; then n_missed=$((n_missed + 1)); fi; }
+tally_prof() { if [ "$1" = ok ]; then p_ok=$((p_ok + 1)); elif [ "$1" = MISSED ]; then p_missed=$((p_missed + 1)); fi; }
 for image in "${IMAGES[@]}"; do
   for c in $(cmds_of "$image"); do
     for net in "${NETS[@]}"; do
       k=$image.$c.$net
       i2=$(med "s.$k.idx") i3=$(med "s.$k.warm") i4=$(med "s.$k.skopeo") i5=$(med "s.$k.ctr") ir=$(med "s.$image.$c.${NETS[0]}.runc")
-      b2=$(med "b.$k.idx")
-      v4=- v5=- vb=- v3=-
+      b2=$(med "b.$k.idx") p2=$(med "s.$k.prof") pb=$(med "b.$k.prof")
+      v4=- v5=- vb=- v3=- w4=- w5=- wb=-
+      [ "$p2" = - ] || [ "$i4" = - ] || w4=$(verdict "$i4 >= 5 * $p2")
+      [ "$p2" = - ] || [ "$i5" = - ] || w5=$(verdict "$i5 >= 5 * $p2")
+      [ "$pb" = - ] || wb=$(verdict "$pb < 0.15 * ${comp[$image]}")
       [ "$i2" = - ] || [ "$i4" = - ] || v4=$(verdict "$i4 >= 5 * $i2")
       [ "$i2" = - ] || [ "$i5" = - ] || v5=$(verdict "$i5 >= 5 * $i2")
       [ "$b2" = - ] || vb=$(verdict "$b2 < 0.15 * ${comp[$image]}")
       [ "$i3" = - ] || [ "$ir" = - ] || v3=$(verdict "$i3 <= 1.5 * $ir")
       for v in "$v4" "$v5" "$vb" "$v3"; do tally "$v"; done
+      for v in "$w4" "$w5" "$wb"; do tally_prof "$v"; done
       # shellcheck disable=SC2059
       printf "$fmt2" "$image ${CMD[$c]} $net" "$(ratio "$i4" "$i2") $v4" "$(ratio "$i5" "$i2") $v5" \
-        "$(pct "$b2" "${comp[$image]}") $vb" "$(ratio "$i3" "$ir") $v3"
+        "$(pct "$b2" "${comp[$image]}") $vb" "$(ratio "$i3" "$ir") $v3" \
+        "$(ratio "$i4" "$p2") $w4" "$(ratio "$i5" "$p2") $w5" "$(pct "$pb" "${comp[$image]}") $wb"
     done
   done
 done
@@ -260,13 +295,14 @@ case " ${IMAGES[*]} " in *" debian-python "*) anchor_row debian-python json 1.40
 
 echo
 echo "targets: (2) idx >= 5x faster than (4) skopeo+umoci+runc and (5) ctr pull+run; (2) fetches < 15% of the compressed image; (3) warm <= 1.5x runc on an unpacked local rootfs"
-echo "results: $n_ok ok, $n_missed MISSED (per-row verdicts above)"
+echo "results: $n_ok ok, $n_missed MISSED (per-row verdicts above); (2p) prof, the same targets with a published profile: $p_ok ok, $p_missed MISSED"
 failed=0
 for image in "${IMAGES[@]}"; do
   for c in $(cmds_of "$image"); do
     for net in "${NETS[@]}"; do
       for mode in "${MODES[@]}"; do
         [ "$mode" != runc ] || [ "$net" = "${NETS[0]}" ] || continue
+        [ "$mode" != prof ] || has_profile "$image" "$c" || continue
         n=$(wc -w <<<"${r[s.$image.$c.$net.$mode]:-}")
         ((n == RUNS)) || { failed=1; notes+=("$image ${CMD[$c]} $net $mode: $n of $RUNS runs succeeded"); }
       done
