@@ -20,7 +20,8 @@
 #                container does not start, the runtime shows one `clip hook: container ID: ...` line
 #   first-use    a hook root with no index: the hook indexes the image on first use and keeps the index (the next
 #                container finds it); with an index published beside the image (`clip index --push`), a fresh
-#                root uses that one instead of indexing
+#                root uses that one instead of indexing; published with a profile recorded on a mount of the
+#                image (`clip index --push --profile`), a fresh root keeps the profile and the image mount prefetches it
 #   keep-warm    --keep-warm 2 with create/start/delete (the daemon is adopted by init): the image stays mounted
 #                after the container is deleted, then goes by itself within a few seconds
 #   gc           a container whose runtime state is wiped (as after a crash): `clip gc` removes its overlay,
@@ -303,6 +304,32 @@ t_failures() {
 # rooted BUNDLE ROOT: point the bundle's hooks at another state root
 rooted() { edit "$1" ".hooks[][].args |= (. as \$a | [range(length)] | map(if . > 0 and \$a[. - 1] == \"--root\" then \"$2\" else \$a[.] end))"; }
 
+# first_use_profile RUNTIME BUNDLE ROOT: a profile recorded on a mount of the image, published with the index
+# (`clip index --push --profile`): a fresh root keeps it beside the index and the image mount prefetches it
+first_use_profile() {
+    local r=$1 b=$2 root=$3 mnt=$tmpd/record-$1 out
+    mkdir -p "$mnt"
+    if ! "$CLIP" mount "$tmpd/pushed.clip" "$mnt" --cache "$tmpd/record-cache" --record "$tmpd/profile" 2>"$tmpd/err" ||
+        ! head -n1 "$mnt/etc/os-release" >/dev/null || ! "$CLIP" umount "$mnt" 2>>"$tmpd/err" ||
+        ! "$CLIP" index "$IMAGE" -o "$tmpd/pushed.clip" --push --ignore-published --profile "$tmpd/profile" >/dev/null 2>>"$tmpd/err"; then
+        fail "$r first-use: recording or publishing a profile failed: $(head -c 300 "$tmpd/err")"
+        "$CLIP" umount "$mnt" >/dev/null 2>&1 || true
+        return
+    fi
+    edit "$b" '.process.args = ["sh", "-c", "sleep 1; head -n1 /etc/os-release"]'
+    rooted "$b" "$root"
+    if out=$(rt "$r" run -b "$b" "prof-$r" 2>"$tmpd/err") && grep -q '^PRETTY_NAME=' <<<"$out" &&
+        grep -q 'using the index published for .*, with its profile' "$root/hook.log" &&
+        [ -s "$(ls "$root"/indexes/*.clip 2>/dev/null | head -n1).profile" ] &&
+        grep -qE "prefetched [1-9][0-9]* spans from the profile $root/indexes/" /run/clip/mounts/*.log; then
+        pass "$r first-use: the profile published with the index is kept beside it and prefetched at mount time"
+    else
+        fail "$r first-use: published profile not used: $(head -c 200 "$tmpd/err" | tr '\n' '|') $(grep -v 'ready in\|cleaned' "$root/hook.log" 2>/dev/null | tail -n3 | tr '\n' '|')"
+    fi
+    "$CLIP" gc --root "$root" --force >/dev/null 2>&1 || true
+    rm -rf "$tmpd/record-cache"
+}
+
 t_first_use() {
     local r=$1 b out fresh=$tmpd/fresh-$r published=$tmpd/published-$r
     b=$(bundle firstuse -- head -n1 /etc/os-release) || { fail "$r first-use: $b"; return; }
@@ -329,6 +356,7 @@ t_first_use() {
         fail "$r first-use: published index not used: $(grep -v 'ready in\|cleaned' "$published/hook.log" 2>/dev/null | tail -n3 | tr '\n' '|')"
     fi
     "$CLIP" gc --root "$published" --force >/dev/null 2>&1 || true
+    first_use_profile "$r" "$b" "$tmpd/profiled-$r"
     rooted "$b" "$ROOT"
     assert_clean "$r first-use" "$b"
 }

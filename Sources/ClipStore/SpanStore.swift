@@ -153,7 +153,10 @@ public final class SpanStore: Sendable {
     var theirs: [(Int, Flight)] = []
     for span in spans {
       let key = key(layer: layer, span: span)
-      if record { touched.withLock { $0.note(key, reach: min(through ?? key.range.upperBound, key.range.upperBound)) } }
+      if record {
+        // As far as this read needs the span: a read across spans takes each whole (as it is fetched).
+        touched.withLock { $0.note(key, reach: min(needed ?? key.range.upperBound, key.range.upperBound)) }
+      }
       if let found = lookup(key) ?? needed.flatMap({ cachedStart(layer: layer, span: span, reaching: $0) }) {
         stats.hits.add(1, ordering: .relaxed)
         resident[span] = found

@@ -166,6 +166,15 @@ else
     fail "clip pull + ctr run read a layer in full: $(tr '\n' '|' <<<"$reads")"
 fi
 
+# clip pull looked the published index up once and named it in its labels: the snapshotter fetched it straight,
+# without resolving the tag or looking it up again.
+lookups=$(tail -n +"$((mark + 1))" "$REGISTRY_CTRCHECK_LOG" | grep -c 'GET /v2/debian-lazy/referrers/' || true)
+if grep -qF "using the index published for $LAZY (" "$w/snapshotter.log" && [ "$lookups" -eq 1 ]; then
+    pass "clip pull named the published index in its labels: the snapshotter fetched it without a lookup ($lookups referrers request in all)"
+else
+    fail "the snapshotter did not take the published index from clip pull's labels ($lookups referrers requests): $(grep -i 'index' "$w/snapshotter.log" | tail -n 3 | tr '\n' '|')"
+fi
+
 # The download path of clip pull: a snapshotter that does not mount layers lazily (containerd's overlayfs).
 if "$CLIP" pull "$LAZY" --address "$w/containerd.sock" --namespace clipfull --snapshotter overlayfs >"$w/clip-pull-full.out" 2>&1 &&
     grep -q "1 layers (0 lazy, 1 downloaded, 0 present)" "$w/clip-pull-full.out" && grep -q "did not mount it lazily" "$w/clip-pull-full.out" &&
