@@ -70,28 +70,6 @@ bench_preflight bench-coldstart jq skopeo umoci runc containerd ctr docker-regis
 
 # shellcheck source=coldstart-lib.sh
 source "$here/coldstart-lib.sh" # the tmpfs, registries, images pushed, cells, containerd, timing, formatting
-# Profiles (mode prof): recorded once per image with a python3 command, on a mount of its local index (chroot), and
-# published with the index as IMAGE-prof.
-profiled=()
-for image in "${IMAGES[@]}"; do
-  [[ " $(cmds_of "$image") " == *" json "* ]] || continue
-  rec=$tmp/record-$image
-  mkdir -p "$rec"
-  "$CLIP" mount "$tmp/$image-${NETS[0]}.clip" "$rec" --cache "$tmp/record-cache" --record "$tmp/$image.profile" \
-    >>"$BENCH_LOG" 2>&1
-  chroot "$rec" /usr/bin/python3 -c 'import json' >>"$BENCH_LOG" 2>&1
-  "$CLIP" umount "$rec" >>"$BENCH_LOG" 2>&1
-  rm -rf "$tmp/record-cache"
-  for net in "${NETS[@]}"; do
-    echo "$BENCH_NAME: pushing $image to $net as $image-prof, publishing its index with a profile" >&2
-    registry_push "$IMG/$image:latest" "${addr[$net]}/$image-prof:latest"
-    "$CLIP" index "docker://${addr[$net]}/$image-prof:latest" --plain-http -o "$tmp/$image-$net-prof.clip" --push \
-      --ignore-published --profile "$tmp/$image.profile" >>"$BENCH_LOG" 2>&1
-  done
-  profiled+=("$image")
-done
-has_profile() { [[ " ${profiled[*]} " == *" $1 "* ]] && [ "$2" = json ]; }
-
 setup_root=$tmp/setup-root
 for image in "${IMAGES[@]}"; do
   # template bundles: written against the setup root (which caches the index; not what the runs use)

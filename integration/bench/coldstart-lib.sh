@@ -1,7 +1,8 @@
 # The machinery the cold-start benchmarks (bench-coldstart.sh, bench-containerd.sh) share, sourced once their
 # images exist (ensure_image) and bench_init ran: a tmpfs with the registry storage, logs and per-cell ext4 file
 # systems; the local registry (127.0.0.1) and registry/wan.sh's emulated WAN link; each image of IMAGES pushed to
-# both as IMAGE-noidx and as IMAGE-idx with its index published (`clip index --push`); registry access-log byte
+# both as IMAGE-noidx and as IMAGE-idx with its index published (`clip index --push`), and images with a python3
+# command also as IMAGE-prof, with a profile published beside the index (has_profile); registry access-log byte
 # counts; a private containerd per cell; timing, medians and table formatting.
 #
 # Expects: root (the repository), BENCH_NAME (messages, the registry's name), CLIP, IMAGES, NETS, WAN_DELAY_MS,
@@ -104,6 +105,29 @@ for image in "${IMAGES[@]}"; do
       --ignore-published >>"$BENCH_LOG" 2>&1
   done
 done
+
+# Profiles: recorded once per image with a python3 command (`clip mount --record` of its local index, the command in a
+# chroot, `clip umount`; not measured) and published with the index as IMAGE-prof (`clip index --push --profile`).
+profiled=()
+for image in "${IMAGES[@]}"; do
+  [[ " $(cmds_of "$image") " == *" json "* ]] || continue
+  rec=$tmp/record-$image
+  mkdir -p "$rec"
+  "$CLIP" mount "$tmp/$image-${NETS[0]}.clip" "$rec" --cache "$tmp/record-cache" --record "$tmp/$image.profile" \
+    >>"$BENCH_LOG" 2>&1
+  chroot "$rec" /usr/bin/python3 -c 'import json' >>"$BENCH_LOG" 2>&1
+  "$CLIP" umount "$rec" >>"$BENCH_LOG" 2>&1
+  rm -rf "$tmp/record-cache"
+  for net in "${NETS[@]}"; do
+    echo "$BENCH_NAME: pushing $image to $net as $image-prof, publishing its index with a profile" >&2
+    registry_push "$IMG/$image:latest" "${addr[$net]}/$image-prof:latest"
+    "$CLIP" index "docker://${addr[$net]}/$image-prof:latest" --plain-http -o "$tmp/$image-$net-prof.clip" --push \
+      --ignore-published --profile "$tmp/$image.profile" >>"$BENCH_LOG" 2>&1
+  done
+  profiled+=("$image")
+done
+# has_profile IMAGE CMD: whether IMAGE-prof was pushed and CMD is the one its profile was recorded from
+has_profile() { [[ " ${profiled[*]} " == *" $1 "* ]] && [ "$2" = json ]; }
 
 # Registry access log: wait until it stops growing; sum of response bytes after a line mark.
 log_settle() {
