@@ -63,8 +63,10 @@ public func openImageSource(
 
 extension ImageSource {
   /// Picks the image manifest for `platform` from a manifest or index document, following nested indexes.
+  /// `chosen` learns the image manifest's digest as soon as it is known, before its config is fetched.
   func resolve(
-    manifestBytes: [UInt8], digest: Digest, platform: Platform, fetch: (Descriptor) throws -> [UInt8]
+    manifestBytes: [UInt8], digest: Digest, platform: Platform, chosen: (Digest) -> Void = { _ in },
+    fetch: (Descriptor) throws -> [UInt8]
   ) throws -> ResolvedImage {
     var bytes = manifestBytes
     var digest = digest
@@ -87,6 +89,7 @@ extension ImageSource {
         throw ClipError(.unsupported, "\(digest) has media type \(type), not an image manifest")
       }
       let manifest = try decodeJSON(Manifest.self, from: bytes, what: "image manifest \(digest)")
+      chosen(digest)
       let configBytes = try fetch(manifest.config)
       documents.append(FetchedDocument(descriptor: manifest.config, bytes: configBytes))
       let config = try decodeJSON(ImageConfig.self, from: configBytes, what: "image config \(manifest.config.digest)")

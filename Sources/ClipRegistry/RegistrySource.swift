@@ -47,10 +47,16 @@ public struct RegistrySource: ImageSource {
   public var name: String { reference.description }
 
   public func resolve(platform: Platform) throws -> ResolvedImage {
+    try resolve(platform: platform, chosen: { _ in })
+  }
+
+  /// Resolves like `resolve(platform:)`; `chosen` learns the image manifest's digest as soon as it is known (before
+  /// its config is fetched), so that a caller can start work that needs only the digest.
+  public func resolve(platform: Platform, chosen: (Digest) -> Void) throws -> ResolvedImage {
     let repository = reference.repository
     let top = try ClipError.inContext(name) { try client.manifest(repository, reference: reference.reference) }
     return try ClipError.inContext(name) {
-      try resolve(manifestBytes: top.bytes, digest: top.digest, platform: platform) { descriptor in
+      try resolve(manifestBytes: top.bytes, digest: top.digest, platform: platform, chosen: chosen) { descriptor in
         if MediaType.isManifest(descriptor.mediaType) || MediaType.isIndex(descriptor.mediaType) {
           return try client.manifest(repository, reference: descriptor.digest.description).bytes
         }

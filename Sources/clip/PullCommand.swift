@@ -4,6 +4,7 @@ import ClipCore
 import ClipOCI
 import ClipRegistry
 import Foundation
+import Synchronization
 
 /// `clip pull REF --address SOCK [--namespace NS]`: a lazy pull into containerd (specs/snapshotter.md).
 struct PullCommand: ParsableCommand {
@@ -40,15 +41,20 @@ struct PullCommand: ParsableCommand {
       let source = try RegistrySource(
         reference: imageReference, plainHTTP: registry.plainHTTP,
         credentials: CredentialStore(path: registry.authfile))
-      let image = try source.resolve(platform: try platform.map(Platform.init(parsing:)) ?? .current)
+      // The published index is looked up while the config is fetched: both need only the manifest digest.
+      let lookup = Background<Result<PublishedIndex.Blobs?, any Error>>()
+      let image = try source.resolve(platform: try platform.map(Platform.init(parsing:)) ?? .current) { manifest in
+        lookup.start { Result { try source.findPublishedBlobs(subject: manifest) } }
+      }
       let name = String(imageReference.description.dropFirst("docker://".count))
       let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("clip pull: \($0)\n".utf8)) }
       let published: PublishedIndex.Blobs?
-      do {
-        published = try source.findPublishedBlobs(subject: image.manifestDigest)
-      } catch {
+      switch lookup.wait() {
+      case .success(let found): published = found
+      case .failure(let error):
         log("looking for a published clip index failed (\(error)): the snapshotter looks again")
         published = nil
+      case nil: published = nil
       }
       let pull = LazyPull(
         name: name, snapshotter: snapshotter, source: source, image: image, published: published, log: log)
@@ -61,5 +67,27 @@ struct PullCommand: ParsableCommand {
       }
       print("\(name): \(image.manifestDigest), \(outcomes.count) layers (\(counts.joined(separator: ", ")))")
     }
+  }
+}
+
+/// Work started on another thread whose result is waited for later.
+final class Background<Value: Sendable>: Sendable {
+  private let result = Mutex<Value?>(nil)
+  private let group = DispatchGroup()
+
+  /// Runs `work` on a global queue.
+  func start(_ work: @escaping @Sendable () -> Value) {
+    group.enter()
+    DispatchQueue.global().async { [self] in
+      let value = work()
+      result.withLock { $0 = value }
+      group.leave()
+    }
+  }
+
+  /// The result of the work started, once it is done; nil if none was started.
+  func wait() -> Value? {
+    group.wait()
+    return result.withLock { $0 }
   }
 }
