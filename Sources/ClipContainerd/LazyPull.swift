@@ -114,14 +114,7 @@ public struct LazyPull: Sendable {
       RemoteLabels.manifestDigest: image.manifestDigest.description,
       RemoteLabels.layerDigest: layer.digest.description,
     ]
-    if let published {
-      labels[RemoteLabels.indexBlob] = published.index.digest.description
-      labels[RemoteLabels.indexSize] = "\(published.index.size)"
-      if let profile = published.profile {
-        labels[RemoteLabels.profileBlob] = profile.digest.description
-        labels[RemoteLabels.profileSize] = "\(profile.size)"
-      }
-    }
+    if let published { labels.merge(published.fields(.remoteLabels)) { $1 } }
     // CRI lists this layer and the ones above it, as far as a label's 4 KiB allow
     var listed = ""
     for above in image.manifest.layers[number...] {
@@ -154,6 +147,14 @@ public struct LazyPull: Sendable {
     }
     return .downloaded
   }
+}
+
+extension PublishedIndex.Blobs.Keys {
+  /// clip's own remote-snapshot labels naming the published index and profile (`RemoteLabels.indexBlob`…), which
+  /// `clip pull` sets and `clip snapshotter` reads.
+  public static let remoteLabels = Self(
+    indexBlob: RemoteLabels.indexBlob, indexSize: RemoteLabels.indexSize, profileBlob: RemoteLabels.profileBlob,
+    profileSize: RemoteLabels.profileSize)
 }
 
 /// containerd's form of a descriptor.

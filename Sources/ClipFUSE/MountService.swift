@@ -149,21 +149,23 @@ public final class MountService: @unchecked Sendable {
     let store = reader.store
     let log = self.log
     let served = layer
+    let within: @Sendable ([SpanStore.Position]) -> [SpanStore.Position] = { spans in
+      spans.filter { served == nil || $0.layer == served }
+    }
     let work: (@Sendable () -> Void)?
     switch prefetch {
     case .none:
       work = nil
     case .all(let rate):
       work = {
-        let spans = store.allSpans.filter { served == nil || $0.layer == served }
-        store.prefetch(spans, concurrency: 2, bytesPerSecond: rate, yieldToReads: true)
+        store.prefetch(within(store.allSpans), concurrency: 2, bytesPerSecond: rate, yieldToReads: true)
         log("prefetch of the whole image done")
       }
     case .profile(let path):
       work = {
         do {
           let profile = try PrefetchProfile(parsing: String(decoding: try File.readAll(path), as: UTF8.self))
-          let spans = store.positions(of: profile.spans).filter { served == nil || $0.layer == served }
+          let spans = within(store.positions(of: profile.spans))
           store.prefetch(spans, concurrency: 8, bytesPerSecond: 0, yieldToReads: false)
           log("prefetched \(spans.count) spans from the profile \(path)")
         } catch {

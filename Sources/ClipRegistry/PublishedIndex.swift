@@ -44,20 +44,54 @@ public enum PublishedIndex {
       self.profile = profile
     }
 
-    /// The pair named by an artifact's (or a listing's) annotations; nil if they do not name the index blob.
-    init?(annotations: [String: String]?) {
-      guard let annotations, let index = Self.blob(annotations, blobAnnotation, sizeAnnotation, layerMediaType)
-      else { return nil }
-      self.index = index
-      profile = Self.blob(annotations, profileBlobAnnotation, profileSizeAnnotation, profileMediaType)
+    /// The keys under which the pair is written as strings (a digest and a size each): the artifact's annotations,
+    /// or containerd labels.
+    public struct Keys: Sendable {
+      /// The index blob's digest and size.
+      public var indexBlob, indexSize: String
+      /// The profile blob's digest and size.
+      public var profileBlob, profileSize: String
+
+      /// Names the keys.
+      public init(indexBlob: String, indexSize: String, profileBlob: String, profileSize: String) {
+        self.indexBlob = indexBlob
+        self.indexSize = indexSize
+        self.profileBlob = profileBlob
+        self.profileSize = profileSize
+      }
+
+      /// The artifact's annotations (copied into referrers listings).
+      public static let annotations = Keys(
+        indexBlob: blobAnnotation, indexSize: sizeAnnotation, profileBlob: profileBlobAnnotation,
+        profileSize: profileSizeAnnotation)
     }
 
-    private static func blob(_ annotations: [String: String], _ digest: String, _ size: String, _ type: String)
+    /// The pair written under `keys` in `fields`; nil if they do not name the index blob. A digest or size that is
+    /// there but malformed is an error naming its key.
+    public init?(_ fields: [String: String], keys: Keys) throws {
+      guard let index = try Self.blob(fields, keys.indexBlob, keys.indexSize, layerMediaType) else { return nil }
+      self.index = index
+      profile = try Self.blob(fields, keys.profileBlob, keys.profileSize, profileMediaType)
+    }
+
+    /// The pair as strings under `keys`.
+    public func fields(_ keys: Keys) -> [String: String] {
+      var fields = [keys.indexBlob: index.digest.description, keys.indexSize: "\(index.size)"]
+      if let profile {
+        fields[keys.profileBlob] = profile.digest.description
+        fields[keys.profileSize] = "\(profile.size)"
+      }
+      return fields
+    }
+
+    private static func blob(_ fields: [String: String], _ digestKey: String, _ sizeKey: String, _ type: String) throws
       -> Descriptor?
     {
-      guard let named = annotations[digest], let digest = try? Digest(named),
-        let size = annotations[size].flatMap({ Int64($0) }), size >= 0
-      else { return nil }
+      guard let named = fields[digestKey] else { return nil }
+      let digest = try ClipError.inContext(digestKey) { try Digest(named) }
+      guard let size = fields[sizeKey].flatMap({ Int64($0) }), size >= 0 else {
+        throw ClipError(.invalidArgument, "\(sizeKey) must be the size of \(named) in bytes")
+      }
       return Descriptor(mediaType: type, digest: digest, size: size)
     }
   }
@@ -74,19 +108,13 @@ extension RegistrySource {
     let subjectManifest = try client.manifest(repository, reference: subject.description)
     let layer = try client.uploadBlob(repository, bytes, mediaType: PublishedIndex.layerMediaType)
     let config = try client.uploadBlob(repository, PublishedIndex.emptyConfig, mediaType: PublishedIndex.emptyMediaType)
-    var layers = [layer]
-    var annotations = [
-      "dev.clip.index.format": "1", PublishedIndex.blobAnnotation: layer.digest.description,
-      PublishedIndex.sizeAnnotation: "\(layer.size)",
-    ]
-    if let profile {
-      let blob = try client.uploadBlob(repository, profile, mediaType: PublishedIndex.profileMediaType)
-      layers.append(blob)
-      annotations[PublishedIndex.profileBlobAnnotation] = blob.digest.description
-      annotations[PublishedIndex.profileSizeAnnotation] = "\(blob.size)"
-    }
+    let blobs = PublishedIndex.Blobs(
+      index: layer,
+      profile: try profile.map { try client.uploadBlob(repository, $0, mediaType: PublishedIndex.profileMediaType) })
+    var annotations = blobs.fields(.annotations)
+    annotations["dev.clip.index.format"] = "1"
     let artifact = Manifest(
-      mediaType: MediaType.ociManifest, config: config, layers: layers,
+      mediaType: MediaType.ociManifest, config: config, layers: [blobs.index] + (blobs.profile.map { [$0] } ?? []),
       subject: Descriptor(
         mediaType: subjectManifest.mediaType, digest: subject, size: Int64(subjectManifest.bytes.count)),
       artifactType: PublishedIndex.artifactType, annotations: annotations)
@@ -111,12 +139,6 @@ extension RegistrySource {
         annotations: artifact.annotations, artifactType: PublishedIndex.artifactType))
     try client.putManifest(repository, reference: tag, try encodeJSON(referrers), mediaType: MediaType.ociIndex)
     return artifactDigest
-  }
-
-  /// The bytes of an index published for `subject`, verified (artifact manifest, its subject, the blob digest);
-  /// nil if none is published.
-  public func findPublishedIndex(subject: Digest) throws -> [UInt8]? {
-    try findPublishedBlobs(subject: subject).map { try publishedBlob($0.index) }
   }
 
   /// The blobs published for `subject` (the index, and its profile if any); nil if none are published. The referrers
@@ -155,7 +177,12 @@ extension RegistrySource {
       return nil
     }
     for descriptor in candidates.reversed() where descriptor.artifactType == PublishedIndex.artifactType {
-      if let blobs = PublishedIndex.Blobs(annotations: descriptor.annotations) { return blobs }
+      // a listing's annotations that do not name the blobs well lead to the artifact manifest instead
+      if let annotations = descriptor.annotations,
+        let blobs = try? PublishedIndex.Blobs(annotations, keys: .annotations)
+      {
+        return blobs
+      }
       let fetched = try client.manifest(repository, reference: descriptor.digest.description)
       let artifact = try decodeJSON(
         Manifest.self, from: fetched.bytes, what: "clip index artifact \(descriptor.digest)")
@@ -168,18 +195,17 @@ extension RegistrySource {
     return nil
   }
 
-  /// The bytes of the published index and of its profile (if any; one that cannot be fetched is nil), at once.
-  public func publishedIndexAndProfile(_ blobs: PublishedIndex.Blobs) throws -> (index: [UInt8], profile: [UInt8]?) {
+  /// The bytes of the published index and, fetched at once, of its profile (if one was published: its failure does
+  /// not fail the index, the caller says it goes without).
+  public func publishedIndexAndProfile(_ blobs: PublishedIndex.Blobs) throws -> (
+    index: [UInt8], profile: Result<[UInt8], any Error>?
+  ) {
     guard let profileBlob = blobs.profile else { return (try publishedBlob(blobs.index), nil) }
-    let fetched = Mutex<(index: Result<[UInt8], any Error>?, profile: [UInt8]?)>((nil, nil))
+    let fetched = Mutex<(index: Result<[UInt8], any Error>?, profile: Result<[UInt8], any Error>?)>((nil, nil))
     DispatchQueue.concurrentPerform(iterations: 2) { which in
-      if which == 0 {
-        let index = Result { try publishedBlob(blobs.index) }
-        fetched.withLock { $0.index = index }
-      } else {
-        let profile = try? publishedBlob(profileBlob)
-        fetched.withLock { $0.profile = profile }
-      }
+      let blob = which == 0 ? blobs.index : profileBlob
+      let result = Result { try publishedBlob(blob) }
+      fetched.withLock { if which == 0 { $0.index = result } else { $0.profile = result } }
     }
     let (index, profile) = fetched.withLock { ($0.index, $0.profile) }
     guard let index else { throw ClipError(.system, "the published index fetch vanished") }

@@ -47,14 +47,17 @@ public struct RuntimeLayout: Sendable {
 
   /// The index file of the image with manifest digest `key`.
   public func index(_ key: String) -> String { "\(indexes)/\(key).clip" }
-  /// The prefetch profile published with an image's index, kept beside it (the index file's path + `.profile`).
-  public func profile(_ key: String) -> String { "\(indexes)/\(key).clip.profile" }
+  /// The prefetch profile published with an image's index, kept beside it.
+  public func profile(_ key: String) -> String { Self.profile(besideIndex: index(key)) }
+  /// The place of the prefetch profile that goes with an index file: `INDEX.profile`.
+  public static func profile(besideIndex index: String) -> String { index + ".profile" }
 
   /// The `clip mount --prefetch` policy for a request's (`org.clip.prefetch`): `auto` is the profile beside the index
-  /// file (`INDEX.profile`: published with the index), if there is one, else `none`; others stay as they are.
+  /// file, if there is one, else `none`; others stay as they are.
   public static func prefetch(_ policy: String, index: String) -> String {
     guard policy == "auto" else { return policy }
-    return FileManager.default.fileExists(atPath: index + ".profile") ? index + ".profile" : "none"
+    let profile = profile(besideIndex: index)
+    return FileManager.default.fileExists(atPath: profile) ? profile : "none"
   }
   /// The folder of a shared image mount.
   public func image(_ key: String) -> String { "\(images)/\(key)" }

@@ -65,7 +65,7 @@ struct SharedImages {
       indexer.note = log
       let started = Date()
       let (bytes, profile) = try ClipError.inContext(request.reference) {
-        try indexer.indexFileAndProfile(source, image: image)
+        try indexer.indexFile(source, image: image)
       }
       if let profile { try File.writeAtomically(layout.profile(key), profile) }
       try File.writeAtomically(path, bytes)
@@ -82,24 +82,20 @@ struct SharedImages {
     let key = manifest.hex
     let path = layout.index(key)
     if Self.isUsable(path) { return (key, path) }
+    var indexer = ImageIndexer()
+    indexer.note = log
     do {
       guard
         let registry = try openImageSource(
           request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile) as? RegistrySource,
-        let blobs = try request.published ?? registry.findPublishedBlobs(subject: manifest)
+        let found = indexer.publishedIndex(registry, manifest: manifest, blobs: request.published)
       else { return nil }
-      let (bytes, profile) = try registry.publishedIndexAndProfile(blobs)
-      let indexed = try IndexFormat.decodeImage(bytes).manifestDigest
-      guard indexed == manifest else {
-        log("the index published for \(manifest) describes \(indexed): resolving \(request.reference)")
-        return nil
-      }
-      if let profile { try File.writeAtomically(layout.profile(key), profile) }
-      try File.writeAtomically(path, bytes)
-      log("using the index published for \(request.reference) (\(manifest)), kept in \(path)")
+      if let profile = found.profile { try File.writeAtomically(layout.profile(key), profile) }
+      try File.writeAtomically(path, found.bytes)
+      log("index of \(request.reference) (\(manifest)) kept in \(path), without resolving the reference")
       return (key, path)
     } catch {
-      log("the index published for \(manifest) is unusable (\(error)): resolving \(request.reference)")
+      log("cannot use the index published for \(manifest) (\(error)): resolving \(request.reference)")
       return nil
     }
   }

@@ -34,7 +34,7 @@ public struct ImageIndexer: Sendable {
   /// Indexes the image `source` names (`image`: its manifest and config, if already resolved).
   public func index(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> ImageIndex {
     let image = try resolved ?? source.resolve(platform: platform)
-    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
+    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image: image) {
       var index = published.index
       index.source = registry.name
       return index
@@ -42,18 +42,14 @@ public struct ImageIndexer: Sendable {
     return try scan(source, image)
   }
 
-  /// Indexes like `index` and returns the index file's bytes: a published index's bytes as the registry gave them
-  /// (checked as `index` checks them; its recorded source is the publisher's), else the new index encoded.
-  public func indexFile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> [UInt8] {
-    try indexFileAndProfile(source, image: resolved).index
-  }
-
-  /// Like `indexFile`, with the prefetch profile published beside the index, if the index was published with one.
-  public func indexFileAndProfile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> (
+  /// Indexes like `index` and returns the index file's bytes — a published index's bytes as the registry gave them
+  /// (checked as `index` checks them; its recorded source is the publisher's), else the new index encoded — and the
+  /// prefetch profile published with the index, if any.
+  public func indexFile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> (
     index: [UInt8], profile: [UInt8]?
   ) {
     let image = try resolved ?? source.resolve(platform: platform)
-    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image) {
+    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image: image) {
       return (published.bytes, published.profile)
     }
     return (IndexFormat.encode(try scan(source, image)), nil)
@@ -101,25 +97,46 @@ public struct ImageIndexer: Sendable {
       layers: layers, layerIndexes: layerIndexes)
   }
 
-  /// The index published for the image, if there is one that belongs to this manifest.
-  private func published(_ registry: RegistrySource, _ image: ResolvedImage) -> (
+  /// The index published for the image, if there is one that belongs to it (said through `note` either way), with
+  /// the profile published with it (one that cannot be fetched is left out, and said so).
+  private func published(_ registry: RegistrySource, image: ResolvedImage) -> (
+    index: ImageIndex, bytes: [UInt8], profile: [UInt8]?
+  )? {
+    guard let found = publishedIndex(registry, manifest: image.manifestDigest) else { return nil }
+    guard found.index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
+      found.index.layers.map(\.diffID) == image.config.rootfs.diffIDs
+    else {
+      note?("the index published for \(image.manifestDigest) describes another image: not using it")
+      return nil
+    }
+    return found
+  }
+
+  /// The index published for the image manifest `manifest` (its blobs looked up, unless `blobs` names them) and the
+  /// profile published with it, as the registry gave them, once the index is found to name that manifest; nil when
+  /// none is published or it is unusable. Says which through `note`; a profile that cannot be had is left out, and
+  /// said so.
+  public func publishedIndex(_ registry: RegistrySource, manifest: Digest, blobs: PublishedIndex.Blobs? = nil) -> (
     index: ImageIndex, bytes: [UInt8], profile: [UInt8]?
   )? {
     do {
-      guard let blobs = try registry.findPublishedBlobs(subject: image.manifestDigest) else { return nil }
-      let (bytes, profile) = try registry.publishedIndexAndProfile(blobs)
+      guard let blobs = try blobs ?? registry.findPublishedBlobs(subject: manifest) else { return nil }
+      let (bytes, fetchedProfile) = try registry.publishedIndexAndProfile(blobs)
       let index = try IndexFormat.decodeImage(bytes)
-      guard index.manifestDigest == image.manifestDigest,
-        index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
-        index.layers.map(\.diffID) == image.config.rootfs.diffIDs
-      else {
-        note?("the index published for \(image.manifestDigest) describes another image: indexing anew")
+      guard index.manifestDigest == manifest else {
+        note?("the index published for \(manifest) describes \(index.manifestDigest): not using it")
         return nil
       }
-      note?("using the index published for \(image.manifestDigest)" + (profile == nil ? "" : ", with its profile"))
+      var profile: [UInt8]?
+      switch fetchedProfile {
+      case .success(let bytes)?: profile = bytes
+      case .failure(let error)?: note?("the profile published for \(manifest) is unusable (\(error)): going without")
+      case nil: break
+      }
+      note?("using the index published for \(manifest)" + (profile == nil ? "" : ", with its profile"))
       return (index, bytes, profile)
     } catch {
-      note?("the index published for \(image.manifestDigest) is unusable (\(error)): indexing anew")
+      note?("the index published for \(manifest) is unusable (\(error)): not using it")
       return nil
     }
   }

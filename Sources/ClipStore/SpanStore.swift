@@ -385,19 +385,16 @@ public final class SpanStore: Sendable {
   /// tar-stream offset to fetch through — nil for the whole span); spans of layers the image does not have, or that
   /// do not start a span here, are skipped.
   public func positions(of keys: [SpanKey]) -> [Position] {
-    var byStart: [SpanKey: (Int, Int)] = [:]
-    for (layer, layerIndex) in index.layerIndexes.enumerated() {
-      for span in 0..<layerIndex.spanCount {
-        let whole = key(layer: layer, span: span)
-        byStart[SpanKey(layer: whole.layer, range: whole.range.lowerBound..<whole.range.lowerBound + 1)] = (layer, span)
-      }
-    }
+    let layers = Dictionary(index.layerIndexes.enumerated().map { ($1.digest, $0) }) { first, _ in first }
     return keys.compactMap { key in
-      guard
-        let (layer, span) = byStart[SpanKey(layer: key.layer, range: key.range.lowerBound..<key.range.lowerBound + 1)]
-      else { return nil }
-      let end = self.key(layer: layer, span: span).range.upperBound
-      return Position(layer: layer, span: span, through: key.range.upperBound < end ? key.range.upperBound : nil)
+      guard let layer = layers[key.layer] else { return nil }
+      let layerIndex = index.layerIndexes[layer]
+      guard key.range.lowerBound < layerIndex.uncompressedSize else { return nil }
+      let span = layerIndex.span(containing: key.range.lowerBound)
+      let whole = layerIndex.uncompressedRange(ofSpan: span)
+      guard whole.lowerBound == key.range.lowerBound else { return nil }
+      return Position(
+        layer: layer, span: span, through: key.range.upperBound < whole.upperBound ? key.range.upperBound : nil)
     }
   }
 

@@ -1,6 +1,6 @@
+import ClipContainerd
 import ClipCore
 import ClipFUSE
-import ClipOCI
 import ClipRegistry
 import ClipRuntime
 import ClipSnapshotter
@@ -40,13 +40,7 @@ struct LazyLayerMounts: LazyLayers {
       try ClipError.inContext("label \(RemoteLabels.manifestDigest)") { try Digest(text) }
     }
     request.manifestDigest = manifest
-    if let index = try Self.blob(labels, RemoteLabels.indexBlob, RemoteLabels.indexSize, PublishedIndex.layerMediaType)
-    {
-      request.published = PublishedIndex.Blobs(
-        index: index,
-        profile: try Self.blob(
-          labels, RemoteLabels.profileBlob, RemoteLabels.profileSize, PublishedIndex.profileMediaType))
-    }
+    request.published = try PublishedIndex.Blobs(labels, keys: .remoteLabels)
     let index = try roots.index(for: request)
     if let manifest {
       let indexed = try loadIndex(index).manifestDigest
@@ -60,15 +54,6 @@ struct LazyLayerMounts: LazyLayers {
         "mount", index, path, "--layer", layer, "--cache", layout.cache, "--source", reference, "--foreground",
         "--ready-fd", "\(Daemon.readyDescriptor)", "--prefetch", RuntimeLayout.prefetch("auto", index: index),
       ] + StartupFiles.common.flatMap { ["--warm", $0] }, log: MountService.logFile(for: path), timeout: 120)
-  }
-
-  /// The blob a digest label and a size label name, if both are there.
-  private static func blob(_ labels: [String: String], _ digest: String, _ size: String, _ type: String) throws
-    -> Descriptor?
-  {
-    guard let named = labels[digest], let bytes = labels[size].flatMap({ Int64($0) }), bytes >= 0 else { return nil }
-    return Descriptor(
-      mediaType: type, digest: try ClipError.inContext("label \(digest)") { try Digest(named) }, size: bytes)
   }
 
   func unmount(_ path: String) {

@@ -71,7 +71,7 @@ struct PullCommand: ParsableCommand {
 }
 
 /// Work started on another thread whose result is waited for later.
-final class Background<Value: Sendable>: Sendable {
+private final class Background<Value: Sendable>: Sendable {
   private let result = Mutex<Value?>(nil)
   private let group = DispatchGroup()
 

@@ -169,7 +169,7 @@ fi
 # clip pull looked the published index up once and named it in its labels: the snapshotter fetched it straight,
 # without resolving the tag or looking it up again.
 lookups=$(tail -n +"$((mark + 1))" "$REGISTRY_CTRCHECK_LOG" | grep -c 'GET /v2/debian-lazy/referrers/' || true)
-if grep -qF "using the index published for $LAZY (" "$w/snapshotter.log" && [ "$lookups" -eq 1 ]; then
+if grep -F "index of $LAZY (" "$w/snapshotter.log" | grep -qF "without resolving the reference" && [ "$lookups" -eq 1 ]; then
     pass "clip pull named the published index in its labels: the snapshotter fetched it without a lookup ($lookups referrers request in all)"
 else
     fail "the snapshotter did not take the published index from clip pull's labels ($lookups referrers requests): $(grep -i 'index' "$w/snapshotter.log" | tail -n 3 | tr '\n' '|')"
