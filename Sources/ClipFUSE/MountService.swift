@@ -53,7 +53,8 @@ public final class MountService: @unchecked Sendable {
     record: String?, warm: [String] = [], layer: Int? = nil, log: @escaping @Sendable (String) -> Void
   ) throws {
     self.layer = layer
-    reader = try ImageReader(index: index, source: source, disk: cache, memorySpans: 8, layer: layer)
+    reader = try ImageReader(
+      index: index, source: source, disk: cache, memorySpans: 8, layer: layer, recording: record != nil)
     server = FuseServer(tree: reader.tree, store: reader.store, mountpoint: mountpoint, log: log)
     self.prefetch = prefetch
     self.record = record

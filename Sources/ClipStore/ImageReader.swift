@@ -17,9 +17,11 @@ public final class ImageReader: Sendable {
   public let store: SpanStore
 
   /// Opens an image index over a source, building the merged tree (or, with `layer`, that layer's own tree in
-  /// overlay form); decoded spans are cached on `disk` if given, else a few in memory.
+  /// overlay form); decoded spans are cached on `disk` if given, else a few in memory. With `recording`, the store
+  /// notes what reads touch (`SpanStore.touchedSpans`).
   public init(
-    index: ImageIndex, source: any ImageSource, disk: DiskCache? = nil, memorySpans: Int = 4, layer: Int? = nil
+    index: ImageIndex, source: any ImageSource, disk: DiskCache? = nil, memorySpans: Int = 4, layer: Int? = nil,
+    recording: Bool = false
   ) throws {
     self.index = index
     if let layer {
@@ -30,7 +32,8 @@ public final class ImageReader: Sendable {
     } else {
       self.tree = try MergedTree(layers: index.layerIndexes)
     }
-    self.store = SpanStore(index: index, source: source, disk: disk, memorySpans: memorySpans)
+    self.store = SpanStore(
+      index: index, source: source, disk: disk, memorySpans: memorySpans, recording: recording)
   }
 
   /// The decoded bytes of span `span` of layer `layer` (0-based), verified.

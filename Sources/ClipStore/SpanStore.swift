@@ -38,6 +38,8 @@ public final class SpanStore: Sendable {
   public let stats = StoreStats()
   private let memory: Mutex<MemorySpans>
   private let flights = Mutex<[SpanKey: Flight]>([:])
+  /// Whether reads are noted in `touched`.
+  private let recording: Bool
   private let touched = Mutex<TouchLog>(TouchLog())
   /// Spans whose fetch just failed, and when: the kernel retries a failed readahead as a plain read at once, and it
   /// should get the same answer then rather than wait out another timeout. Forgotten after `failureMemory` nanoseconds.
@@ -56,11 +58,14 @@ public final class SpanStore: Sendable {
   private let writer = DispatchQueue(label: "clip.span-cache-writer")
 
   /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache); a
-  /// span whose fetch failed fails again at once for `failureMemory` seconds.
+  /// span whose fetch failed fails again at once for `failureMemory` seconds. With `recording`, reads are noted for
+  /// `touchedSpans` (a prefetch profile).
   public init(
-    index: ImageIndex, source: any ImageSource, disk: DiskCache?, memorySpans: Int = 8, failureMemory: Double = 1
+    index: ImageIndex, source: any ImageSource, disk: DiskCache?, memorySpans: Int = 8, failureMemory: Double = 1,
+    recording: Bool = false
   ) {
     self.failureMemory = UInt64(failureMemory * 1e9)
+    self.recording = recording
     self.index = index
     self.source = source
     self.disk = disk
@@ -93,7 +98,7 @@ public final class SpanStore: Sendable {
       throw ClipError(.corrupt, "read past the end of layer \(layer + 1) (\(layerIndex.digest))")
     }
     let spans = layerIndex.span(containing: offset)...layerIndex.span(containing: end - 1)
-    let resident = try ensure(layer: layer, spans: spans, record: true, through: end)
+    let resident = try ensure(layer: layer, spans: spans, record: recording, through: end)
     if let sequentialEnd, spans.upperBound + 1 < layerIndex.spanCount {
       let last = layerIndex.uncompressedRange(ofSpan: spans.upperBound)
       if sequentialEnd > last.upperBound, end >= last.lowerBound + UInt64(last.count) / 2 {
@@ -378,7 +383,8 @@ public final class SpanStore: Sendable {
 
   // MARK: - Profiles and prefetch
 
-  /// The spans reads touched, in first-touch order, each from its start to where the reads in it ended.
+  /// The spans reads touched, in first-touch order, each from its start to where the reads in it ended (empty unless
+  /// the store was made `recording`).
   public var touchedSpans: [SpanKey] { touched.withLock { $0.touches } }
 
   /// Where the spans `keys` name (a span's start, up to where it was read) are in this image, as (layer, span, the

@@ -164,7 +164,7 @@ final class CountingSource: ImageSource, @unchecked Sendable {
   @Test func aRecordedProfileReplaysOnlyWhatWasRead() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (index, inner) = try image()
-    let recording = SpanStore(index: index, source: inner, disk: nil)
+    let recording = SpanStore(index: index, source: inner, disk: nil, recording: true)
     let span1 = recording.key(layer: 0, span: 1).range
     let span2 = recording.key(layer: 0, span: 2).range
     _ = try recording.read(layer: 0, offset: span1.lowerBound + 100, count: 10)  // the start of span 1
@@ -188,5 +188,6 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     _ = try store.read(layer: 0, offset: span1.lowerBound + 200, count: 10)
     _ = try store.read(layer: 0, offset: span2.upperBound - 10, count: 10)
     #expect(source.reads.count == 2)  // the replayed reads fetch nothing more
+    #expect(store.touchedSpans.isEmpty)  // a store not recording notes nothing
   }
 }
