@@ -101,7 +101,7 @@ public final class LayerScanner {
 
   /// Input bytes fed per call once a checkpoint is due: small, so that the decoder stops right after a block ends
   /// (waiting for the next block header) and the boundary can be read off its state.
-  static let probeChunk = 16
+  static let probeChunk = 64
 
   /// Compressed bytes per span piece (gzip): the unit a read near the start of a span fetches and verifies.
   public static let pieceSize: UInt64 = 64 * 1024
@@ -162,6 +162,7 @@ public final class LayerScanner {
         input.consume(consumed)
         output.produced(produced)
         spans.mark(consumed: input.consumedOffset, produced: output.total)
+        spans.sparsifyWindow(output: output, input: input)
         memberOut += UInt64(produced)
         if produced > 0, let written = space.baseAddress?.assumingMemoryBound(to: UInt8.self) {
           crc = crc32_gzip_refl(crc, written, UInt64(produced))

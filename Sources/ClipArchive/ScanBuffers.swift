@@ -21,6 +21,12 @@ final class CompressedInput {
   private let pieceHasher = SHA256()
   private var pieceStart: UInt64 = 0
   private var pieceDigests: [[UInt8]] = []
+  /// The current span's first bytes, kept while the scanner still needs them (to find which window bytes it reads).
+  private var head: [UInt8] = []
+  private var headStart: UInt64 = 0
+  private var keepingHead = false
+  /// The most bytes a head keeps (32 KiB of output take far fewer, whatever the data).
+  static let headLimit = 256 * 1024
   var progress: ((UInt64) -> Void)?
 
   init(read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int, capacity: Int, worker: ScanWorker) {
@@ -64,6 +70,7 @@ final class CompressedInput {
     let discard = max(0, start - Self.keepBehind)
     if discard > 0 {
       hashSpan(upTo: base + UInt64(discard))
+      extendHead(upTo: base + UInt64(discard))
       lastDiscardedByte = buffer[discard - 1]
       let kept = end - discard
       if kept > 0, let destination = buffer.baseAddress {
@@ -142,6 +149,28 @@ final class CompressedInput {
     }
     spanHashedUpTo = offset
     return finished
+  }
+
+  /// Starts keeping the blob bytes from `offset` on (a span's compressed start, at most one byte before the buffer).
+  func keepHead(from offset: UInt64) {
+    head = offset < base ? [lastDiscardedByte] : []
+    headStart = offset
+    keepingHead = true
+  }
+
+  /// The bytes kept since `keepHead`, up to the consumption point (at most `headLimit`); stops keeping.
+  func takeHead() -> [UInt8] {
+    extendHead(upTo: consumedOffset)
+    keepingHead = false
+    defer { head = [] }
+    return head
+  }
+
+  private func extendHead(upTo offset: UInt64) {
+    let from = headStart + UInt64(head.count)
+    guard keepingHead, from >= base, offset > from, head.count < Self.headLimit else { return }
+    let to = min(offset, from + UInt64(Self.headLimit - head.count))
+    head += buffer[Int(from - base)..<Int(to - base)]
   }
 
   /// Ends the last span at the end of the blob.
@@ -320,6 +349,8 @@ struct SpanRecorder {
   private(set) var pieces: [SpanPieces] = []
   /// For the current span: output reached with pieces 0...k consumed (0 where no mark fell), by k.
   private var reach: [UInt64] = []
+  /// The last checkpoint's whole window, until enough of its span is decoded to tell which bytes it reads.
+  private var pendingWindow: [UInt8]?
 
   init(spanSize: UInt64, pieceSize: UInt64 = 0) {
     self.spanSize = spanSize
@@ -347,15 +378,36 @@ struct SpanRecorder {
     at offset: UInt64, bits: UInt8, output: OutputWindow, window: Int, input: CompressedInput
   ) {
     if let last = checkpoints.last, output.total - last.uncompressedOffset < spanSize { return }
+    sparsifyWindow(output: output, input: input, spanEnded: true)
     if let span = input.cutSpan(at: offset, bits: bits) { close(span, end: output.total) }
-    checkpoints.append(
-      Checkpoint(
-        uncompressedOffset: output.total, compressedOffset: offset, bits: bits,
-        window: window > 0 ? output.window(window) : []))
+    let history = window > 0 ? output.window(window) : []
+    let checkpoint = Checkpoint(
+      uncompressedOffset: output.total, compressedOffset: offset, bits: bits, window: CheckpointWindow(history))
+    checkpoints.append(checkpoint)
+    if !history.isEmpty {
+      pendingWindow = history
+      input.keepHead(from: checkpoint.compressedStart)
+    }
+  }
+
+  /// Once the first 32 KiB of the last span are decoded (or it ended sooner), keeps only the bytes of its window that
+  /// decoding the span reads (`WindowUsage`); the whole window stays if that cannot be told.
+  mutating func sparsifyWindow(output: OutputWindow, input: CompressedInput, spanEnded: Bool = false) {
+    guard let window = pendingWindow, let last = checkpoints.indices.last else { return }
+    let produced = output.total - checkpoints[last].uncompressedOffset
+    guard spanEnded || produced >= UInt64(deflateWindowSize) else { return }
+    pendingWindow = nil
+    let head = input.takeHead()
+    let count = Int(min(produced, UInt64(deflateWindowSize)))
+    let sparse = head.withUnsafeBytes {
+      WindowUsage.sparse(window, checkpoint: checkpoints[last], compressed: $0, count: count)
+    }
+    if let sparse { checkpoints[last].window = sparse }
   }
 
   /// Closes the last span at the end of the blob.
   mutating func finish(input: CompressedInput, output: OutputWindow) {
+    sparsifyWindow(output: output, input: input, spanEnded: true)
     if !checkpoints.isEmpty { close(input.finishSpan(), end: output.total) }
   }
 

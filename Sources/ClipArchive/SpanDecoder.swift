@@ -15,7 +15,7 @@ public enum SpanDecoder {
   ) throws {
     guard output.count > 0 else { return }
     switch compression {
-    case .gzip: try inflate(checkpoint, compressed, output)
+    case .gzip: try inflate(bits: checkpoint.bits, history: checkpoint.window.bytes, compressed, output)
     case .zstd: try decompressZstd(compressed, output)
     case .none:
       guard compressed.count >= output.count, let source = compressed.baseAddress else {
@@ -34,25 +34,26 @@ public enum SpanDecoder {
     return bytes
   }
 
-  /// Inflates with ISA-L (about twice zlib's speed here): primes the bits of the byte the checkpoint falls in,
-  /// sets the window as the dictionary, and steps over member trailers and headers when a member ends in the span.
-  private static func inflate(
-    _ checkpoint: Checkpoint, _ compressed: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer
+  /// Inflates with ISA-L (about twice zlib's speed here): primes the `bits` of the byte the checkpoint falls in,
+  /// sets `history` (the window) as the dictionary, and steps over member trailers and headers when a member ends in
+  /// the span.
+  static func inflate(
+    bits: UInt8, history: [UInt8], _ compressed: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer
   ) throws {
     let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
     defer { state.deallocate() }
     isal_inflate_init(state)
     state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
     var input = compressed[...]
-    if checkpoint.bits > 0 {
+    if bits > 0 {
       guard let first = input.first else { throw ClipError(.corrupt, "empty span") }
       // The unread bits are the high ones of that byte; ISA-L reads its bit buffer from the lowest bit up.
-      state.pointee.read_in = UInt64(first >> (8 - checkpoint.bits))
-      state.pointee.read_in_length = Int32(checkpoint.bits)
+      state.pointee.read_in = UInt64(first >> (8 - bits))
+      state.pointee.read_in_length = Int32(bits)
       input = input.dropFirst()
     }
-    if !checkpoint.window.isEmpty {
-      var window = checkpoint.window
+    if !history.isEmpty {
+      var window = history
       let result = window.withUnsafeMutableBufferPointer {
         isal_inflate_set_dict(state, $0.baseAddress, UInt32($0.count))
       }

@@ -7,8 +7,10 @@ import ClipOCI
 /// per layer. A layer frame depends only on the layer, so it is byte-identical in every image that has the layer and
 /// can be stored on its own, keyed by the layer digest.
 public enum IndexFormat {
-  /// The format version this code writes (it reads this one and version 1, which has no span pieces).
-  public static let version: UInt16 = 2
+  /// The format version this code writes. It reads versions 1 (no span pieces) and 2 (whole windows) too.
+  public static let version: UInt16 = 3
+  /// The versions this code reads.
+  static let readable: ClosedRange<UInt16> = 1...3
   /// The first bytes of every frame.
   public static let magic: [UInt8] = Array("CLIPIDX\0".utf8)
   /// zstd level for frame payloads: measured as the knee of size against time.
@@ -36,13 +38,15 @@ public enum IndexFormat {
   /// Decodes a `.clip` file, verifying every frame's checksum.
   public static func decodeImage(_ bytes: [UInt8]) throws -> ImageIndex {
     var position = 0
-    let imageBytes = try readFrame(bytes, at: &position, expecting: .image)
+    let imageBytes = try readFrame(bytes, at: &position, expecting: .image).payload
     var index = try decodeImagePayload(imageBytes)
     for (i, layer) in index.layers.enumerated() {
-      let payload = try ClipError.inContext("layer \(i + 1) (\(layer.digest))") {
+      let (version, payload) = try ClipError.inContext("layer \(i + 1) (\(layer.digest))") {
         try readFrame(bytes, at: &position, expecting: .layer)
       }
-      let layerIndex = try ClipError.inContext("layer \(i + 1) (\(layer.digest))") { try decodeLayerPayload(payload) }
+      let layerIndex = try ClipError.inContext("layer \(i + 1) (\(layer.digest))") {
+        try decodeLayerPayload(payload, version: version)
+      }
       guard layerIndex.digest == layer.digest else {
         throw ClipError(.corrupt, "corrupt index: layer \(i + 1) is \(layerIndex.digest), expected \(layer.digest)")
       }
@@ -57,9 +61,9 @@ public enum IndexFormat {
   /// Decodes a standalone layer index file.
   public static func decodeLayer(_ bytes: [UInt8]) throws -> LayerIndex {
     var position = 0
-    let payload = try readFrame(bytes, at: &position, expecting: .layer)
+    let (version, payload) = try readFrame(bytes, at: &position, expecting: .layer)
     guard position == bytes.count else { throw ClipError(.corrupt, "corrupt layer index: trailing bytes") }
-    return try decodeLayerPayload(payload)
+    return try decodeLayerPayload(payload, version: version)
   }
 
   /// The size of each frame of an encoded image index, for `clip inspect`: the image frame, then one per layer.
@@ -68,7 +72,7 @@ public enum IndexFormat {
     var position = 0
     while position < bytes.count {
       let start = position
-      let payload = try readFrame(bytes, at: &position, expecting: nil)
+      let payload = try readFrame(bytes, at: &position, expecting: nil).payload
       sizes.append((position - start, payload.count))
     }
     return sizes
@@ -103,8 +107,9 @@ public enum IndexFormat {
     return writer.bytes
   }
 
-  private static func readFrame(_ bytes: [UInt8], at position: inout Int, expecting kind: FrameKind?) throws -> [UInt8]
-  {
+  private static func readFrame(
+    _ bytes: [UInt8], at position: inout Int, expecting kind: FrameKind?
+  ) throws -> (version: UInt16, payload: [UInt8]) {
     let start = position
     func corrupt(_ message: String) -> ClipError {
       ClipError(.corrupt, "corrupt index: \(message)", context: ["frame at byte \(start)"])
@@ -113,9 +118,11 @@ public enum IndexFormat {
     var reader = ByteReader(Array(bytes[start..<start + headerSize]), what: "index frame header")
     guard Array(try reader.raw(8)) == magic else { throw corrupt("not a clip index (bad magic)") }
     let version = try reader.u16()
-    guard version == 1 || version == Self.version else {
+    guard readable.contains(version) else {
       throw ClipError(
-        .unsupported, "index format version \(version) is not supported (this clip reads versions 1 and 2)")
+        .unsupported,
+        "index format version \(version) is not supported (this clip reads versions \(readable.lowerBound)–\(readable.upperBound))"
+      )
     }
     let kindByte = try reader.u8()
     guard let frameKind = FrameKind(rawValue: kindByte) else { throw corrupt("unknown frame kind \(kindByte)") }
@@ -134,14 +141,14 @@ public enum IndexFormat {
     switch codec {
     case 0:
       guard rawLength == storedLength else { throw corrupt("raw frame length mismatch") }
-      return stored
+      return (version, stored)
     case 1:
       var payload = [UInt8](repeating: 0, count: Int(rawLength))
       let size = payload.withUnsafeMutableBytes { out in
         stored.withUnsafeBytes { ZSTD_decompress(out.baseAddress, out.count, $0.baseAddress, $0.count) }
       }
       guard ZSTD_isError(size) == 0, size == Int(rawLength) else { throw corrupt("payload does not decompress") }
-      return payload
+      return (version, payload)
     default:
       throw corrupt("unknown codec \(codec)")
     }
@@ -210,7 +217,8 @@ public enum IndexFormat {
       w.varint(point.uncompressedOffset - previous.uncompressedOffset)
       w.varint(point.compressedOffset - previous.compressedOffset)
       w.u8(point.bits)
-      w.data(point.window)
+      w.varint(point.window.count)
+      w.data(point.window.packed)
       previous = point
     }
     for digest in layer.spanDigests { w.raw(digest) }
@@ -260,7 +268,7 @@ public enum IndexFormat {
     return w.bytes
   }
 
-  private static func decodeLayerPayload(_ bytes: [UInt8]) throws -> LayerIndex {
+  private static func decodeLayerPayload(_ bytes: [UInt8], version: UInt16) throws -> LayerIndex {
     var r = ByteReader(bytes, what: "layer index")
     let digest = try r.digest()
     let compressionByte = try r.u8()
@@ -279,9 +287,17 @@ public enum IndexFormat {
       let (u, uOverflow) = previous.uncompressedOffset.addingReportingOverflow(try r.varint())
       let (c, cOverflow) = previous.compressedOffset.addingReportingOverflow(try r.varint())
       let bits = try r.u8()
-      let window = try r.data()
-      guard !uOverflow, !cOverflow, u <= uncompressedSize, c <= compressedSize, bits < 8,
-        window.count <= deflateWindowSize,
+      // Version 3: the window's length and its kept runs; before, the whole window.
+      let windowCount = version >= 3 ? try r.varint() : nil
+      let windowBytes = try r.data()
+      let window =
+        if let windowCount {
+          windowCount <= UInt64(deflateWindowSize)
+            ? CheckpointWindow(count: Int(windowCount), packed: windowBytes) : nil
+        } else {
+          windowBytes.count <= deflateWindowSize ? CheckpointWindow(windowBytes) : nil
+        }
+      guard let window, !uOverflow, !cOverflow, u <= uncompressedSize, c <= compressedSize, bits < 8,
         c > 0 || bits == 0
       else { throw r.corrupt("checkpoint out of range") }
       previous = Checkpoint(uncompressedOffset: u, compressedOffset: c, bits: bits, window: window)

@@ -13,8 +13,9 @@ import Synchronization
 /// Indexes an image: resolves its manifest, scans every layer once (several at a time), verifies each layer's
 /// blob digest and diff ID, and assembles the image index.
 public struct ImageIndexer: Sendable {
-  /// Output bytes between checkpoints.
-  public var spanSize: UInt64 = 4 << 20
+  /// Output bytes between checkpoints: a read costs decoding its span from the start up to it, and every span's
+  /// checkpoint keeps what it reads of its window (about 2 KiB compressed in the index).
+  public var spanSize: UInt64 = 512 << 10
   /// The platform to pick from a multi-platform image.
   public var platform: Platform = .current
   /// Layers scanned at once.

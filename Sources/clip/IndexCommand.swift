@@ -19,8 +19,8 @@ struct IndexCommand: ParsableCommand {
   @Option(name: .shortAndLong, help: "The index file to write.")
   var output: String
 
-  @Option(help: "Uncompressed bytes between checkpoints (e.g. 4M).")
-  var spanSize: String = "4M"
+  @Option(help: "Uncompressed bytes between checkpoints (e.g. 512K, 4M).")
+  var spanSize: String = "512K"
 
   @Option(help: "The platform to pick from a multi-platform image (OS/ARCH[/VARIANT]); default: this machine's.")
   var platform: String?

@@ -77,9 +77,9 @@ struct MountCommand: ParsableCommand {
   }
 
   private func serve() throws {
-    // Span-sized (4 MiB) buffers go back to the system when freed (glibc would otherwise keep tens of MiB in its
-    // arenas); libfuse's 1 MiB read buffers stay on the heap and are reused.
-    _ = clip_set_mmap_threshold(2 << 20)
+    // Span-sized buffers (512 KiB, 4 MiB in older indexes) go back to the system when freed (glibc would otherwise
+    // keep tens of MiB in its arenas).
+    _ = clip_set_mmap_threshold(256 << 10)
     let log: @Sendable (String) -> Void = { message in
       let stamp = utcTimestamp()
       FileHandle.standardError.write(Data("\(stamp) clip mount: \(message)\n".utf8))

@@ -58,6 +58,40 @@ import Testing
     #expect(bitsSeen == Set(0...7), "checkpoints were tested at bit offsets \(bitsSeen.sorted())")
   }
 
+  @Test func windowsKeepOnlyWhatTheirSpansRead() throws {
+    // Spans whose start is a run of repeats of the window's last bytes: only those bytes are read.
+    var tar = TarBuilder()
+    for i in 0..<12 {
+      tar.add("random\(i)", data: testData(count: 70_000, seed: UInt64(i)).map { $0 &* 37 &+ UInt8(i) })
+      tar.add("zeros\(i)", data: [UInt8](repeating: 0, count: 50_000))
+    }
+    let layer = tar.finish()
+    let blob = Compress.gzip(layer, level: 6)
+    let result = try scan(blob, .gzip)
+    try checkEverySpan(result, blob: blob, tar: layer)
+    let windows = result.checkpoints.map(\.window).filter { !$0.isEmpty }
+    #expect(windows.count > 5)
+    let kept = windows.reduce(0) { $0 + $1.keptCount }
+    let whole = windows.reduce(0) { $0 + $1.count }
+    #expect(kept < whole / 2, "windows keep \(kept) of \(whole) bytes")
+  }
+
+  @Test func checkpointWindowRuns() throws {
+    let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) }
+    let kept: Set<Int> = [0, 1, 2, 10, 12, 500, 998, 999]
+    let window = CheckpointWindow(bytes) { kept.contains($0) }
+    #expect(window.count == 1000)
+    let expanded = window.bytes
+    for offset in kept { #expect(expanded[offset] == bytes[offset]) }
+    #expect(expanded[300] == 0 && expanded[11] == bytes[11], "short gaps are kept, long ones dropped")
+    #expect(window.keptCount == 3 + 3 + 1 + 2)
+    #expect(CheckpointWindow(count: 1000, packed: window.packed) == window)
+    #expect(CheckpointWindow(count: 999, packed: window.packed) == nil, "runs past the window's end")
+    #expect(CheckpointWindow(count: 1000, packed: Array(window.packed.dropLast())) == nil, "truncated run")
+    #expect(CheckpointWindow(count: 40000, packed: []) == nil, "longer than a deflate window")
+    #expect(CheckpointWindow(bytes).bytes == bytes)
+  }
+
   @Test func indexDoesNotDependOnHowTheSourceChunksTheBlob() throws {
     let tar = layer(files: 30, size: 80_000)
     let blob = Compress.gzip(tar)

@@ -12,7 +12,9 @@ func makeLayer(_ entries: [TarEntry], digestSeed: UInt8 = 1) throws -> LayerInde
     spanSize: 4 << 20,
     checkpoints: [
       Checkpoint(uncompressedOffset: 0, compressedOffset: 10),
-      Checkpoint(uncompressedOffset: 5000, compressedOffset: 400, bits: 3, window: testData(count: 32768, seed: 3)),
+      Checkpoint(
+        uncompressedOffset: 5000, compressedOffset: 400, bits: 3,
+        window: CheckpointWindow(testData(count: 32768, seed: 3)) { $0 % 5 < 2 }),
     ],
     spanDigests: [[UInt8](repeating: 7, count: 32), [UInt8](repeating: 8, count: 32)], entries: entries)
 }
