@@ -408,7 +408,7 @@ log_names() {
     line=$(grep -F "read of /$rel failed" "$log" | tail -n1)
     if [ -z "$line" ]; then
         fail "$label: the mount log has no line about the failed read of /$rel: $(tail -c 300 "$log" | tr '\n' '|')"
-    elif echo "$line" | grep -q "${lhex:0:12}" && echo "$line" | grep -Eqi 'span[^a-z]'; then
+    elif echo "$line" | grep -q "${lhex:0:12}" && echo "$line" | grep -Eqi 'spans?[^a-z]'; then
         pass "$label: the log names the file, layer and span: $(echo "$line" | cut -c22- | head -c 250)"
     else
         fail "$label: the log line does not name the file, the layer ${lhex:0:12} and the span: $(echo "$line" | cut -c22- | head -c 300)"
