@@ -132,13 +132,9 @@ public final class MountService: @unchecked Sendable {
     let log = self.log
     let thread = Thread {
       let started = Date()
-      let next = Atomic<Int>(0)
-      DispatchQueue.concurrentPerform(iterations: min(4, inodes.count)) { _ in
-        while true {
-          let i = next.add(1, ordering: .relaxed).oldValue
-          guard i < inodes.count else { return }
-          try? reader.read(inode: inodes[i]) { _ in }
-        }
+      let queue = WorkList(inodes)
+      runOnThreads(min(4, inodes.count), name: "clip-warm") { _ in
+        while let inode = queue.next() { try? reader.read(inode: inode) { _ in } }
       }
       log("warmed \(inodes.count) files in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
     }
@@ -167,7 +163,7 @@ public final class MountService: @unchecked Sendable {
         do {
           let profile = try PrefetchProfile(parsing: String(decoding: try File.readAll(path), as: UTF8.self))
           let spans = within(store.positions(of: profile.spans))
-          store.prefetch(spans, concurrency: 8, bytesPerSecond: 0, yieldToReads: false)
+          store.prefetch(spans, concurrency: 16, bytesPerSecond: 0, yieldToReads: false)
           log("prefetched \(spans.count) spans from the profile \(path)")
         } catch {
           log("cannot use the prefetch profile \(path): \(error)")

@@ -190,4 +190,7 @@ final class ByteCounter: Sendable {
   /// Adds `count` and returns the new total.
   @discardableResult
   func add(_ count: UInt64) -> UInt64 { value.add(count, ordering: .relaxed).newValue }
+
+  /// The count so far.
+  var total: UInt64 { value.load(ordering: .relaxed) }
 }

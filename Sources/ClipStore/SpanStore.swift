@@ -422,27 +422,55 @@ public final class SpanStore: Sendable {
   }
 
   /// Fetches spans ahead of reads with `concurrency` threads, at most `bytesPerSecond` (0: unlimited), yielding to
-  /// reads in progress. Returns when done; errors are counted and skipped (a read will retry).
+  /// reads in progress: whole spans next to each other in a layer together (`runs`), in the order they are listed.
+  /// Returns when done; errors are counted and skipped (a read will retry).
   public func prefetch(_ spans: [Position], concurrency: Int, bytesPerSecond: UInt64, yieldToReads: Bool) {
-    let queue = Mutex(Array(spans.reversed()))
+    let queue = WorkList(Self.runs(spans))
     let started = DispatchTime.now().uptimeNanoseconds
-    let budgetUsed = Atomic<UInt64>(0)
-    DispatchQueue.concurrentPerform(iterations: max(1, concurrency)) { _ in
-      while let next = queue.withLock({ $0.popLast() }) {
+    let budgetUsed = ByteCounter()
+    runOnThreads(max(1, concurrency), name: "clip-prefetch") { [self] _ in
+      while let next = queue.next() {
         while yieldToReads && activeReads.load(ordering: .relaxed) > 0 { usleep(2000) }
         if bytesPerSecond > 0 {
           let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-          let ahead = Double(budgetUsed.load(ordering: .relaxed)) / Double(bytesPerSecond) - elapsed
+          let ahead = Double(budgetUsed.total) / Double(bytesPerSecond) - elapsed
           if ahead > 0 { usleep(UInt32(min(ahead, 1) * 1e6)) }
         }
         let before = stats.bytesFetched.load(ordering: .relaxed)
-        if (try? ensure(layer: next.layer, spans: next.span...next.span, record: false, through: next.through)) != nil {
+        if (try? ensure(layer: next.layer, spans: next.spans, record: false, through: next.through)) != nil {
           let fetched = stats.bytesFetched.load(ordering: .relaxed) - before
-          if fetched > 0 { stats.prefetched.add(1, ordering: .relaxed) }
-          budgetUsed.add(fetched, ordering: .relaxed)
+          if fetched > 0 { stats.prefetched.add(UInt64(next.spans.count), ordering: .relaxed) }
+          budgetUsed.add(fetched)
         }
       }
     }
+  }
+
+  /// Spans to fetch with one request each: consecutive whole spans of a layer (at most `longest`) go together, a
+  /// span's start alone; listed in the order of their first position (duplicates dropped).
+  static func runs(_ positions: [Position], longest: Int = 4) -> [(
+    layer: Int, spans: ClosedRange<Int>, through: UInt64?
+  )] {
+    var order: [Int: Int] = [:]  // position's first place in the list, by (layer, span)
+    func id(_ layer: Int, _ span: Int) -> Int { layer << 40 | span }
+    var unique: [Position] = []
+    for (place, position) in positions.enumerated() where order[id(position.layer, position.span)] == nil {
+      order[id(position.layer, position.span)] = place
+      unique.append(position)
+    }
+    unique.sort { ($0.layer, $0.span) < ($1.layer, $1.span) }
+    var runs: [(layer: Int, spans: ClosedRange<Int>, through: UInt64?, first: Int)] = []
+    for position in unique {
+      let place = order[id(position.layer, position.span)] ?? 0
+      if let last = runs.last, last.layer == position.layer, last.through == nil, position.through == nil,
+        last.spans.upperBound + 1 == position.span, last.spans.count < longest
+      {
+        runs[runs.count - 1] = (last.layer, last.spans.lowerBound...position.span, nil, min(last.first, place))
+      } else {
+        runs.append((position.layer, position.span...position.span, position.through, place))
+      }
+    }
+    return runs.sorted { $0.first < $1.first }.map { ($0.layer, $0.spans, $0.through) }
   }
 
   /// Every span of the image, base layer first.

@@ -190,4 +190,28 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     #expect(source.reads.count == 2)  // the replayed reads fetch nothing more
     #expect(store.touchedSpans.isEmpty)  // a store not recording notes nothing
   }
+
+  @Test func prefetchFetchesNeighbouringWholeSpansTogether() throws {
+    typealias P = SpanStore.Position
+    let runs = SpanStore.runs(
+      [
+        P(layer: 1, span: 7), P(layer: 0, span: 3), P(layer: 0, span: 2), P(layer: 0, span: 4, through: 99),
+        P(layer: 0, span: 3), P(layer: 1, span: 8), P(layer: 0, span: 5), P(layer: 0, span: 6), P(layer: 0, span: 7),
+        P(layer: 0, span: 8), P(layer: 0, span: 9),
+      ],
+      longest: 3)
+    let described = runs.map {
+      "\($0.layer):\($0.spans.lowerBound)-\($0.spans.upperBound)\($0.through.map { "@\($0)" } ?? "")"
+    }
+    // Listed by their first mention; a span's start and runs longer than 3 stand alone; duplicates go.
+    #expect(described == ["1:7-8", "0:2-3", "0:4-4@99", "0:5-7", "0:8-9"])
+
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let source = CountingSource(inner)
+    let store = SpanStore(index: index, source: source, disk: nil)
+    store.prefetch((0..<3).map { P(layer: 0, span: $0) }, concurrency: 4, bytesPerSecond: 0, yieldToReads: false)
+    #expect(source.reads.count == 1, "three neighbouring spans, one request")
+    #expect(store.stats.snapshot().spansPrefetched == 3)
+  }
 }
