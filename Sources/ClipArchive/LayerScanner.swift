@@ -3,6 +3,10 @@ import CZstd
 import ClipCore
 import ClipOCI
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Everything one streaming pass over a layer blob learns.
 public struct LayerScan: Sendable {
   /// The compression that was decoded.
@@ -99,9 +103,13 @@ public final class LayerScanner {
 
   // MARK: - gzip
 
-  /// Input bytes fed per call once a checkpoint is due: small, so that the decoder stops right after a block ends
-  /// (waiting for the next block header) and the boundary can be read off its state.
-  static let probeChunk = 64
+  /// Input bytes fed per call once a checkpoint is due, coarsest first. The decoder runs on from a copy of its state;
+  /// a stretch in which a block ended (its Huffman tables changed, or it is no longer in a coded block) is fed again
+  /// in smaller pieces, down to a few bytes, so that the decoder stops right after the block ends (waiting for the
+  /// next block header) and the boundary can be read off its state.
+  static let probeChunks = [4096, 512, 64, 16]
+  /// Bytes of the literal/length decode table compared to tell that a new block's header was read.
+  static let tableFingerprint = 512
 
   /// Compressed bytes per span piece (gzip): the unit a read near the start of a span fetches and verifies.
   public static let pieceSize: UInt64 = 64 * 1024
@@ -113,7 +121,17 @@ public final class LayerScanner {
   /// block header, the boundary is exactly where its unread bits start. Members are parsed here, one by one.
   private func scanGzip(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
     let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
-    defer { state.deallocate() }
+    let saved = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
+    defer {
+      state.deallocate()
+      saved.deallocate()
+    }
+    let tableOffset = MemoryLayout<inflate_state>.offset(of: \.lit_huff_code) ?? 0
+    func tablesDiffer() -> Bool {
+      memcmp(
+        UnsafeRawPointer(state) + tableOffset, UnsafeRawPointer(saved) + tableOffset, Self.tableFingerprint) != 0
+    }
+    var probeLevel = 0
     var members = 0
     while true {
       // Member header (after the first member: the end of the blob, zero padding, or another member).
@@ -147,8 +165,11 @@ public final class LayerScanner {
         // Stop producing where the next checkpoint is due, then probe for the next block boundary.
         let untilCheckpoint = spans.untilNextCheckpoint(output: output)
         let probing = untilCheckpoint == 0
+        if !probing { probeLevel = 0 }
+        let coarse = probing && probeLevel < Self.probeChunks.count - 1
+        if coarse { saved.update(from: state, count: 1) }
         let source = input.available
-        let feed = min(source.count, probing ? Self.probeChunk : Self.markChunk)
+        let feed = min(source.count, probing ? Self.probeChunks[probeLevel] : Self.markChunk)
         let space = UnsafeMutableRawBufferPointer(
           rebasing: output.space.prefix(
             probing ? output.space.count : Int(min(untilCheckpoint, UInt64(output.space.count)))))
@@ -157,6 +178,17 @@ public final class LayerScanner {
         state.pointee.next_out = space.baseAddress?.assumingMemoryBound(to: UInt8.self)
         state.pointee.avail_out = UInt32(space.count)
         let result = isal_inflate(state)
+        if coarse, result >= 0, state.pointee.block_state != ISAL_BLOCK_FINISH {
+          let waitingAtEnd =
+            state.pointee.avail_in == 0 && state.pointee.tmp_out_valid - state.pointee.tmp_out_processed <= 0
+            && (state.pointee.block_state == ISAL_BLOCK_NEW_HDR || state.pointee.block_state == ISAL_BLOCK_HDR)
+          if !waitingAtEnd && (state.pointee.block_state != ISAL_BLOCK_CODED || tablesDiffer()) {
+            // A block ended in this stretch: decode it again in smaller pieces.
+            state.update(from: saved, count: 1)
+            probeLevel += 1
+            continue
+          }
+        }
         let consumed = feed - Int(state.pointee.avail_in)
         let produced = space.count - Int(state.pointee.avail_out)
         input.consume(consumed)
