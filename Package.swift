@@ -96,7 +96,8 @@ let package = Package(
     .testTarget(
       name: "ClipArchiveTests", dependencies: ["ClipArchive", "ClipOCI", "ClipTestSupport"], swiftSettings: strict),
     .testTarget(
-      name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive", "ClipTestSupport"], swiftSettings: strict),
+      name: "ClipIndexTests", dependencies: ["ClipIndex", "ClipArchive", "ClipTestSupport"],
+      resources: [.copy("Fixtures")], swiftSettings: strict),
     .testTarget(name: "ClipRegistryTests", dependencies: ["ClipRegistry", "ClipOCI"], swiftSettings: strict),
     .testTarget(name: "ClipSnapshotterTests", dependencies: ["ClipSnapshotter", "ClipCore"], swiftSettings: strict),
     .testTarget(name: "ClipRuntimeTests", dependencies: ["ClipRuntime", "ClipOCI"], swiftSettings: strict),

@@ -3,6 +3,7 @@ import ClipCore
 import ClipIndex
 import ClipOCI
 import ClipTestSupport
+import Foundation
 import Testing
 
 func makeLayer(_ entries: [TarEntry], digestSeed: UInt8 = 1) throws -> LayerIndex {
@@ -86,5 +87,21 @@ func makeImage() throws -> ImageIndex {
     bytes[8] = 99
     let error = try #require(throws: ClipError.self) { try IndexFormat.decodeImage(bytes) }
     #expect(error.code == .unsupported)
+  }
+
+  @Test func readsVersion2() throws {
+    // Written by clip with index format 2 (whole windows): busybox, 1 MiB spans.
+    let url = try #require(
+      Bundle.module.url(forResource: "busybox-v2", withExtension: "clip", subdirectory: "Fixtures"))
+    let bytes = [UInt8](try Data(contentsOf: url))
+    #expect(bytes[8] == 2, "the fixture is a version 2 file")
+    let index = try IndexFormat.decodeImage(bytes)
+    let layer = try #require(index.layerIndexes.first)
+    #expect(layer.checkpoints.count == 2 && layer.spanPieces.count == 2 && layer.entries.count == 284)
+    let window = layer.checkpoints[1].window
+    #expect(window.count == deflateWindowSize && window.keptCount == deflateWindowSize, "a whole window")
+    let rewritten = IndexFormat.encode(index)
+    #expect(rewritten[8] == 3)
+    #expect(try IndexFormat.decodeImage(rewritten) == index)
   }
 }
