@@ -153,17 +153,19 @@ final class CompressedInput {
 
   /// Starts keeping the blob bytes from `offset` on (a span's compressed start, at most one byte before the buffer).
   func keepHead(from offset: UInt64) {
-    head = offset < base ? [lastDiscardedByte] : []
+    head.removeAll(keepingCapacity: true)
+    if offset < base { head.append(lastDiscardedByte) }
     headStart = offset
     keepingHead = true
   }
 
-  /// The bytes kept since `keepHead`, up to the consumption point (at most `headLimit`); stops keeping.
-  func takeHead() -> [UInt8] {
+  /// Calls `body` with the bytes kept since `keepHead`, up to the consumption point (at most `headLimit`); stops
+  /// keeping (the buffer is reused).
+  func withHead<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
     extendHead(upTo: consumedOffset)
     keepingHead = false
-    defer { head = [] }
-    return head
+    defer { head.removeAll(keepingCapacity: true) }
+    return head.withUnsafeBytes(body)
   }
 
   private func extendHead(upTo offset: UInt64) {
@@ -206,10 +208,11 @@ final class OutputWindow {
     total += UInt64(count)
   }
 
-  /// The last `count` bytes produced (at most 32 KiB).
-  func window(_ count: Int) -> [UInt8] {
+  /// Replaces `window`'s bytes with the last `count` bytes produced (at most 32 KiB).
+  func copyWindow(_ count: Int, into window: inout [UInt8]) {
     let n = min(count, filled)
-    return Array(buffer[(filled - n)..<filled])
+    window.removeAll(keepingCapacity: true)
+    window.append(contentsOf: buffer[(filled - n)..<filled])
   }
 
   /// Hands undelivered bytes to the worker and keeps only the window.
@@ -350,7 +353,9 @@ struct SpanRecorder {
   /// For the current span: output reached with pieces 0...k consumed (0 where no mark fell), by k.
   private var reach: [UInt64] = []
   /// The last checkpoint's whole window, until enough of its span is decoded to tell which bytes it reads.
-  private var pendingWindow: [UInt8]?
+  private var pendingWindow: [UInt8] = []
+  private var windowPending = false
+  private let windowUsage = WindowUsage()
 
   init(spanSize: UInt64, pieceSize: UInt64 = 0) {
     self.spanSize = spanSize
@@ -380,29 +385,26 @@ struct SpanRecorder {
     if let last = checkpoints.last, output.total - last.uncompressedOffset < spanSize { return }
     sparsifyWindow(output: output, input: input, spanEnded: true)
     if let span = input.cutSpan(at: offset, bits: bits) { close(span, end: output.total) }
-    let history = window > 0 ? output.window(window) : []
-    let checkpoint = Checkpoint(
-      uncompressedOffset: output.total, compressedOffset: offset, bits: bits, window: CheckpointWindow(history))
+    // The window is set once its span tells which of its bytes are read (sparsifyWindow).
+    let checkpoint = Checkpoint(uncompressedOffset: output.total, compressedOffset: offset, bits: bits)
     checkpoints.append(checkpoint)
-    if !history.isEmpty {
-      pendingWindow = history
-      input.keepHead(from: checkpoint.compressedStart)
-    }
+    output.copyWindow(window, into: &pendingWindow)
+    windowPending = !pendingWindow.isEmpty
+    if windowPending { input.keepHead(from: checkpoint.compressedStart) }
   }
 
   /// Once the first 32 KiB of the last span are decoded (or it ended sooner), keeps only the bytes of its window that
   /// decoding the span reads (`WindowUsage`); the whole window stays if that cannot be told.
   mutating func sparsifyWindow(output: OutputWindow, input: CompressedInput, spanEnded: Bool = false) {
-    guard let window = pendingWindow, let last = checkpoints.indices.last else { return }
+    guard windowPending, let last = checkpoints.indices.last else { return }
     let produced = output.total - checkpoints[last].uncompressedOffset
     guard spanEnded || produced >= UInt64(deflateWindowSize) else { return }
-    pendingWindow = nil
-    let head = input.takeHead()
+    windowPending = false
     let count = Int(min(produced, UInt64(deflateWindowSize)))
-    let sparse = head.withUnsafeBytes {
-      WindowUsage.sparse(window, checkpoint: checkpoints[last], compressed: $0, count: count)
+    let sparse = input.withHead {
+      windowUsage.sparse(pendingWindow, checkpoint: checkpoints[last], compressed: $0, count: count)
     }
-    if let sparse { checkpoints[last].window = sparse }
+    checkpoints[last].window = sparse ?? CheckpointWindow(pendingWindow)
   }
 
   /// Closes the last span at the end of the blob.

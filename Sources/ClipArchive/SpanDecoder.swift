@@ -15,7 +15,12 @@ public enum SpanDecoder {
   ) throws {
     guard output.count > 0 else { return }
     switch compression {
-    case .gzip: try inflate(bits: checkpoint.bits, history: checkpoint.window.bytes, compressed, output)
+    case .gzip:
+      let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
+      defer { state.deallocate() }
+      try checkpoint.window.bytes.withUnsafeBufferPointer {
+        try inflate(bits: checkpoint.bits, history: $0, compressed, output, state: state)
+      }
     case .zstd: try decompressZstd(compressed, output)
     case .none:
       guard compressed.count >= output.count, let source = compressed.baseAddress else {
@@ -36,12 +41,11 @@ public enum SpanDecoder {
 
   /// Inflates with ISA-L (about twice zlib's speed here): primes the `bits` of the byte the checkpoint falls in,
   /// sets `history` (the window) as the dictionary, and steps over member trailers and headers when a member ends in
-  /// the span.
+  /// the span. `state` is the decoder's memory (87 KiB), the caller's to reuse.
   static func inflate(
-    bits: UInt8, history: [UInt8], _ compressed: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer
+    bits: UInt8, history: UnsafeBufferPointer<UInt8>, _ compressed: UnsafeRawBufferPointer,
+    _ output: UnsafeMutableRawBufferPointer, state: UnsafeMutablePointer<inflate_state>
   ) throws {
-    let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
-    defer { state.deallocate() }
     isal_inflate_init(state)
     state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
     var input = compressed[...]
@@ -52,11 +56,9 @@ public enum SpanDecoder {
       state.pointee.read_in_length = Int32(bits)
       input = input.dropFirst()
     }
-    if !history.isEmpty {
-      var window = history
-      let result = window.withUnsafeMutableBufferPointer {
-        isal_inflate_set_dict(state, $0.baseAddress, UInt32($0.count))
-      }
+    if let dictionary = history.baseAddress, !history.isEmpty {
+      // ISA-L copies the dictionary; its pointer is not const only in the declaration.
+      let result = isal_inflate_set_dict(state, UnsafeMutablePointer(mutating: dictionary), UInt32(history.count))
       guard result == COMP_OK else { throw ClipError(.corrupt, "checkpoint window rejected by ISA-L") }
     }
     var produced = 0

@@ -1,3 +1,5 @@
+import CIsal
+
 /// Finds which bytes of a gzip checkpoint's window decoding its span reads.
 ///
 /// A back-reference reaches at most 32 KiB back, so only the first 32 KiB of a span's output read the window directly;
@@ -5,34 +7,58 @@
 /// with windows of marks instead of history, tells every output byte's origin: a byte that differs between the
 /// decodes with each offset's low byte and with its complement came from the window, at the offset the low-byte and
 /// high-byte decodes spell; any other byte is a literal.
-enum WindowUsage {
-  /// `window` with only the bytes the span reads (zero bytes need no keeping: unkept bytes decode as zero); nil when
-  /// `compressed` (the span's bytes from its checkpoint on) does not decode to `count` bytes.
-  static func sparse(
-    _ window: [UInt8], checkpoint: Checkpoint, compressed: UnsafeRawBufferPointer, count: Int
-  ) -> CheckpointWindow? {
-    let size = window.count
-    func decode(_ marks: [UInt8]) -> [UInt8]? {
-      var output = [UInt8](repeating: 0, count: count)
-      let decoded: ()? = output.withUnsafeMutableBytes {
-        try? SpanDecoder.inflate(bits: checkpoint.bits, history: Array(marks.prefix(size)), compressed, $0)
-      }
-      return decoded == nil ? nil : output
+///
+/// One instance serves a whole scan: its decoder state and buffers are allocated once (a layer has thousands of
+/// checkpoints, and short-lived 32–87 KiB blocks between the kept windows would fragment the heap).
+final class WindowUsage {
+  private static let size = deflateWindowSize
+  private let state = UnsafeMutablePointer<inflate_state>.allocate(capacity: 1)
+  /// The three windows of marks, one after the other: low bytes, their complements, high bytes.
+  private let marks = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 3 * size)
+  /// The three decodes' output, in the same order.
+  private let outputs = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 3 * size)
+  private var kept = [Bool](repeating: false, count: size)
+
+  init() {
+    for offset in 0..<Self.size {
+      marks[offset] = UInt8(truncatingIfNeeded: offset)
+      marks[Self.size + offset] = ~UInt8(truncatingIfNeeded: offset)
+      marks[2 * Self.size + offset] = UInt8(truncatingIfNeeded: offset >> 8)
     }
-    guard let low = decode(Marks.low), let complement = decode(Marks.complement), let high = decode(Marks.high)
-    else { return nil }
-    var read = [Bool](repeating: false, count: size)
-    for j in 0..<count where low[j] != complement[j] {
-      let offset = Int(high[j]) << 8 | Int(low[j])
-      if offset < size { read[offset] = true }
-    }
-    return CheckpointWindow(window) { read[$0] && window[$0] != 0 }
   }
 
-  /// Windows of marks: each offset's low byte, its complement, and its high byte.
-  private enum Marks {
-    static let low = (0..<deflateWindowSize).map { UInt8(truncatingIfNeeded: $0) }
-    static let complement = low.map { ~$0 }
-    static let high = (0..<deflateWindowSize).map { UInt8(truncatingIfNeeded: $0 >> 8) }
+  deinit {
+    state.deallocate()
+    marks.deallocate()
+    outputs.deallocate()
+  }
+
+  /// `window` with only the bytes the span reads (zero bytes need no keeping: unkept bytes decode as zero); nil when
+  /// `compressed` (the span's bytes from its checkpoint on) does not decode to `count` bytes.
+  func sparse(_ window: [UInt8], checkpoint: Checkpoint, compressed: UnsafeRawBufferPointer, count: Int)
+    -> CheckpointWindow?
+  {
+    let size = window.count
+    let count = min(count, Self.size)
+    guard size <= Self.size else { return nil }
+    for which in 0..<3 {
+      let base = which * Self.size
+      do {
+        try SpanDecoder.inflate(
+          bits: checkpoint.bits, history: UnsafeBufferPointer(rebasing: marks[base..<base + size]), compressed,
+          UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: outputs[base..<base + count])),
+          state: state)
+      } catch {
+        return nil
+      }
+    }
+    for offset in 0..<size { kept[offset] = false }
+    window.withUnsafeBufferPointer { window in
+      for j in 0..<count where outputs[j] != outputs[Self.size + j] {
+        let offset = Int(outputs[2 * Self.size + j]) << 8 | Int(outputs[j])
+        if offset < size, window[offset] != 0 { kept[offset] = true }
+      }
+    }
+    return CheckpointWindow(window) { kept[$0] }
   }
 }

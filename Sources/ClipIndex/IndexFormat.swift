@@ -83,11 +83,19 @@ public enum IndexFormat {
   private static let headerSize = 8 + 2 + 1 + 1 + 8 + 8
 
   private static func frame(_ kind: FrameKind, payload: [UInt8]) -> [UInt8] {
-    let bound = ZSTD_compressBound(payload.count)
-    var stored = [UInt8](repeating: 0, count: bound)
-    let size = stored.withUnsafeMutableBytes { out in
-      payload.withUnsafeBytes { ZSTD_compress(out.baseAddress, bound, $0.baseAddress, payload.count, compressionLevel) }
+    // Most payloads compress to well under half; only those that do not are compressed again with the worst-case
+    // room (a frame is stored raw anyway unless compression makes it smaller).
+    func compress(room: Int) -> ([UInt8], Int) {
+      var stored = [UInt8](repeating: 0, count: room)
+      let size = stored.withUnsafeMutableBytes { out in
+        payload.withUnsafeBytes {
+          ZSTD_compress(out.baseAddress, room, $0.baseAddress, payload.count, compressionLevel)
+        }
+      }
+      return (stored, size)
     }
+    var (stored, size) = compress(room: payload.count / 2 + 1024)
+    if ZSTD_isError(size) != 0 { (stored, size) = compress(room: ZSTD_compressBound(payload.count)) }
     var codec: UInt8 = 1
     if ZSTD_isError(size) != 0 || size >= payload.count {
       stored = payload
@@ -96,6 +104,7 @@ public enum IndexFormat {
       stored.removeSubrange(size...)
     }
     var writer = ByteWriter()
+    writer.bytes.reserveCapacity(headerSize + stored.count + 32)
     writer.raw(magic)
     writer.u16(version)
     writer.u8(kind.rawValue)
@@ -205,6 +214,16 @@ public enum IndexFormat {
 
   private static func layerPayload(_ layer: LayerIndex) -> [UInt8] {
     var w = ByteWriter()
+    // Reserved up front (a bound, close for real layers): growing by doubling would hold two copies of a large
+    // payload at once.
+    var bound = 128 + layer.spanDigests.count * 32
+    for point in layer.checkpoints { bound += 26 + point.window.packed.count }
+    for entry in layer.entries {
+      bound += 64 + entry.path.count + entry.linkTarget.count
+      for xattr in entry.xattrs { bound += 10 + xattr.name.utf8.count + xattr.value.count }
+    }
+    for pieces in layer.spanPieces { bound += pieces.reach.count * (10 + 32) }
+    w.bytes.reserveCapacity(bound)
     w.raw(layer.digest.bytes)
     w.u8(layer.compression.rawValue)
     w.varint(layer.compressedSize)
