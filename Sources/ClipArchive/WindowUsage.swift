@@ -18,7 +18,8 @@ final class WindowUsage {
   private let marks = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 2 * size)
   /// The two decodes' output, in the same order.
   private let outputs = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 2 * size)
-  private var kept = [Bool](repeating: false, count: size)
+  /// Which window offsets the decodes read.
+  private let kept = UnsafeMutableBufferPointer<Bool>.allocate(capacity: size)
 
   init() {
     for offset in 0..<Self.size {
@@ -33,6 +34,7 @@ final class WindowUsage {
     state.deallocate()
     marks.deallocate()
     outputs.deallocate()
+    kept.deallocate()
   }
 
   /// `window` with only the bytes the span reads (zero bytes need no keeping: unkept bytes decode as zero); nil when
@@ -54,7 +56,8 @@ final class WindowUsage {
         return nil
       }
     }
-    for offset in 0..<size { kept[offset] = false }
+    let kept = self.kept
+    kept.update(repeating: false)
     window.withUnsafeBufferPointer { window in
       for j in 0..<count where outputs[j] != outputs[Self.size + j] {
         let low = Int(outputs[j])
