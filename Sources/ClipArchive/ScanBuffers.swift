@@ -352,9 +352,9 @@ struct SpanRecorder {
   private(set) var pieces: [SpanPieces] = []
   /// For the current span: output reached with pieces 0...k consumed (0 where no mark fell), by k.
   private var reach: [UInt64] = []
-  /// The last checkpoint's whole window, until enough of its span is decoded to tell which bytes it reads.
+  /// The last checkpoint's whole window, until enough of its span is decoded to tell which bytes it reads (then
+  /// empty).
   private var pendingWindow: [UInt8] = []
-  private var windowPending = false
   private let windowUsage = WindowUsage()
 
   init(spanSize: UInt64, pieceSize: UInt64 = 0) {
@@ -389,22 +389,21 @@ struct SpanRecorder {
     let checkpoint = Checkpoint(uncompressedOffset: output.total, compressedOffset: offset, bits: bits)
     checkpoints.append(checkpoint)
     output.copyWindow(window, into: &pendingWindow)
-    windowPending = !pendingWindow.isEmpty
-    if windowPending { input.keepHead(from: checkpoint.compressedStart) }
+    if !pendingWindow.isEmpty { input.keepHead(from: checkpoint.compressedStart) }
   }
 
   /// Once the first 32 KiB of the last span are decoded (or it ended sooner), keeps only the bytes of its window that
   /// decoding the span reads (`WindowUsage`); the whole window stays if that cannot be told.
   mutating func sparsifyWindow(output: OutputWindow, input: CompressedInput, spanEnded: Bool = false) {
-    guard windowPending, let last = checkpoints.indices.last else { return }
+    guard !pendingWindow.isEmpty, let last = checkpoints.indices.last else { return }
     let produced = output.total - checkpoints[last].uncompressedOffset
     guard spanEnded || produced >= UInt64(deflateWindowSize) else { return }
-    windowPending = false
     let count = Int(min(produced, UInt64(deflateWindowSize)))
     let sparse = input.withHead {
-      windowUsage.sparse(pendingWindow, checkpoint: checkpoints[last], compressed: $0, count: count)
+      windowUsage.sparse(pendingWindow, bits: checkpoints[last].bits, compressed: $0, count: count)
     }
     checkpoints[last].window = sparse ?? CheckpointWindow(pendingWindow)
+    pendingWindow.removeAll(keepingCapacity: true)
   }
 
   /// Closes the last span at the end of the blob.

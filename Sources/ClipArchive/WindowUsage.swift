@@ -38,8 +38,9 @@ final class WindowUsage {
   }
 
   /// `window` with only the bytes the span reads (zero bytes need no keeping: unkept bytes decode as zero); nil when
-  /// `compressed` (the span's bytes from its checkpoint on) does not decode to `count` bytes.
-  func sparse(_ window: [UInt8], checkpoint: Checkpoint, compressed: UnsafeRawBufferPointer, count: Int)
+  /// `compressed` (the span's bytes from its checkpoint on, which starts `bits` into its first byte) does not decode
+  /// to `count` bytes.
+  func sparse(_ window: [UInt8], bits: UInt8, compressed: UnsafeRawBufferPointer, count: Int)
     -> CheckpointWindow?
   {
     let size = window.count
@@ -49,7 +50,7 @@ final class WindowUsage {
       let base = which * Self.size
       do {
         try SpanDecoder.inflate(
-          bits: checkpoint.bits, history: UnsafeBufferPointer(rebasing: marks[base..<base + size]), compressed,
+          bits: bits, history: UnsafeBufferPointer(rebasing: marks[base..<base + size]), compressed,
           UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: outputs[base..<base + count])),
           state: state)
       } catch {

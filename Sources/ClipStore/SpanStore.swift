@@ -451,17 +451,12 @@ public final class SpanStore: Sendable {
   static func runs(_ positions: [Position], longest: Int = 4) -> [(
     layer: Int, spans: ClosedRange<Int>, through: UInt64?
   )] {
-    var order: [Int: Int] = [:]  // position's first place in the list, by (layer, span)
-    func id(_ layer: Int, _ span: Int) -> Int { layer << 40 | span }
-    var unique: [Position] = []
-    for (place, position) in positions.enumerated() where order[id(position.layer, position.span)] == nil {
-      order[id(position.layer, position.span)] = place
-      unique.append(position)
-    }
-    unique.sort { ($0.layer, $0.span) < ($1.layer, $1.span) }
+    var seen = Set<[Int]>()
+    let unique = positions.enumerated()
+      .filter { seen.insert([$0.element.layer, $0.element.span]).inserted }
+      .sorted { ($0.element.layer, $0.element.span) < ($1.element.layer, $1.element.span) }
     var runs: [(layer: Int, spans: ClosedRange<Int>, through: UInt64?, first: Int)] = []
-    for position in unique {
-      let place = order[id(position.layer, position.span)] ?? 0
+    for (place, position) in unique {
       if let last = runs.last, last.layer == position.layer, last.through == nil, position.through == nil,
         last.spans.upperBound + 1 == position.span, last.spans.count < longest
       {
