@@ -3,6 +3,15 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 
+/// How the clip executable is linked for a fast start (it runs twice per container as an OCI hook): lld, relative
+/// relocations packed (DT_RELR: 26 KB instead of 3 MB to read and walk), no symbols exported (the dynamic symbol
+/// table was 4 MB, and glibc's dladdr walks it), all bindings done at start (full RELRO: the GOT joins the relocated
+/// data), and the sections a start writes placed together (Sources/clip/startup-layout.ld).
+let startupLinking = [
+  "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker",
+  "-z", "-Xlinker", "now", "-Xlinker", "-T", "-Xlinker", Context.packageDirectory + "/Sources/clip/startup-layout.ld",
+]
+
 let package = Package(
   name: "clip",
   platforms: [.macOS(.v14)],
@@ -88,7 +97,8 @@ let package = Package(
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
       ],
-      swiftSettings: strict),
+      exclude: ["startup-layout.ld"],
+      swiftSettings: strict, linkerSettings: [.unsafeFlags(startupLinking)]),
 
     // Test-only helpers: a tar builder and compressors for test layers.
     .target(

@@ -20,6 +20,9 @@ struct Clip: ParsableCommand {
     signal(SIGPIPE, SIG_IGN)
     // (The root command stays synchronous: an async main would start Swift's thread pool in every command, and its
     // threads would take the signals the FUSE loop waits for.)
+    if let hook = HookCommand.fastStart(CommandLine.arguments.dropFirst()) {
+      Glibc.exit(HookCommand.run(stage: hook.stage, settings: hook.settings) ? 0 : 1)
+    }
     main(nil)
   }
 }

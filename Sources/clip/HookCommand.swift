@@ -23,13 +23,18 @@ struct HookCommand: ParsableCommand {
   @OptionGroup var options: HookOptions
 
   func run() throws {
+    guard Self.run(stage: stage, settings: options.settings) else { throw ExitCode(1) }
+  }
+
+  /// Runs the hook for `stage` on the state JSON from stdin; false (after saying why) when it failed.
+  static func run(stage: String?, settings: HookOptions.Settings) -> Bool {
     let input = FileHandle.standardInput.readDataToEndOfFile()
     var id = "?"
-    let log = HookLog(path: options.root + "/hook.log")
+    let log = HookLog(path: settings.root + "/hook.log")
     do {
       let state = try decodeJSON(RuntimeState.self, from: Array(input), what: "the runtime state on stdin")
       id = state.id
-      let roots = try options.containerRoots(log: { log.write("\(state.id): \($0)") })
+      let roots = try settings.containerRoots(log: { log.write("\(state.id): \($0)") })
       switch stage ?? (state.status == "stopped" ? "poststop" : "createRuntime") {
       case "createRuntime", "prestart":
         let path = state.bundle + "/config.json"
@@ -41,11 +46,41 @@ struct HookCommand: ParsableCommand {
       case let other:
         throw ClipError(.invalidArgument, "unknown hook stage '\(other)' (createRuntime, prestart or poststop)")
       }
+      return true
     } catch {
       log.write("\(id): error: \(error)")
-      Self.tellRuntime("clip hook: container \(id): \(error)\n")
-      throw ExitCode(1)
+      tellRuntime("clip hook: container \(id): \(error)\n")
+      return false
     }
+  }
+
+  /// The hook's command line parsed without ArgumentParser, or nil when it is not a plain hook invocation (help, a
+  /// misspelt option: ArgumentParser then says what is wrong). A runtime runs the hook twice per container, and
+  /// parsing with ArgumentParser's reflection costs a start of this large binary about a third of its time.
+  static func fastStart(_ arguments: ArraySlice<String>) -> (stage: String?, settings: HookOptions.Settings)? {
+    guard arguments.first == "hook" else { return nil }
+    var rest = arguments.dropFirst()
+    var stage: String?
+    var settings = HookOptions.Settings()
+    while let argument = rest.popFirst() {
+      guard argument.hasPrefix("-") else {
+        guard stage == nil else { return nil }
+        stage = argument
+        continue
+      }
+      let parts = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      let name = parts[0]
+      guard let value = parts.count == 2 ? String(parts[1]) : rest.popFirst() else { return nil }
+      switch name {
+      case "--root": settings.root = value
+      case "--cache-size": settings.cacheSize = value
+      case "--keep-warm":
+        guard let seconds = Int(value) else { return nil }
+        settings.keepWarm = seconds
+      default: return nil
+      }
+    }
+    return (stage, settings)
   }
 }
 
@@ -68,19 +103,32 @@ extension HookCommand {
 
 /// The options the hook, `clip bundle` and `clip gc` share.
 struct HookOptions: ParsableArguments {
+  /// The options' values (and defaults), also filled in by the hook's fast start.
+  struct Settings {
+    var root = "/var/lib/clip"
+    var cacheSize = "10G"
+    var keepWarm = 30
+
+    func containerRoots(log: @escaping @Sendable (String) -> Void) throws -> ContainerRoots {
+      let layout = try RuntimeLayout(root: root)
+      let settings = HookSettings(layout: layout, cacheSize: cacheSize, keepWarm: keepWarm)
+      return ContainerRoots(settings: settings, actions: HookWiring.actions(), log: log)
+    }
+  }
+
   @Option(help: "The state folder: span cache, indexes, image mounts, container overlays.")
-  var root = "/var/lib/clip"
+  var root = Settings().root
 
   @Option(help: "The most bytes the span cache keeps.")
-  var cacheSize = "10G"
+  var cacheSize = Settings().cacheSize
 
   @Option(help: "Seconds an image stays mounted after its last container goes (org.clip.keep-warm overrides).")
-  var keepWarm = 30
+  var keepWarm = Settings().keepWarm
+
+  var settings: Settings { Settings(root: root, cacheSize: cacheSize, keepWarm: keepWarm) }
 
   func containerRoots(log: @escaping @Sendable (String) -> Void) throws -> ContainerRoots {
-    let layout = try RuntimeLayout(root: root)
-    let settings = HookSettings(layout: layout, cacheSize: cacheSize, keepWarm: keepWarm)
-    return ContainerRoots(settings: settings, actions: HookWiring.actions(), log: log)
+    try settings.containerRoots(log: log)
   }
 }
 
