@@ -62,7 +62,10 @@ public final class LayerScanner {
     var digest: [UInt8] = []
     var diffID: [UInt8] = []
     var entries: [TarEntry] = []
-    var spans = SpanRecorder(spanSize: spanSize, pieceSize: compression == .gzip ? Self.pieceSize : 0)
+    let windows = WindowSparsifier()
+    defer { windows.close() }
+    var spans = SpanRecorder(
+      spanSize: spanSize, pieceSize: compression == .gzip ? Self.pieceSize : 0, windows: windows)
     input.pieceSize = spans.pieceSize
     defer { input.release(); output.release() }
     do {

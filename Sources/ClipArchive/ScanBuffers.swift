@@ -159,13 +159,13 @@ final class CompressedInput {
     keepingHead = true
   }
 
-  /// Calls `body` with the bytes kept since `keepHead`, up to the consumption point (at most `headLimit`); stops
-  /// keeping (the buffer is reused).
-  func withHead<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+  /// Hands over the bytes kept since `keepHead`, up to the consumption point (at most `headLimit`), in exchange for
+  /// `bytes` (an empty buffer the next head reuses); stops keeping.
+  func takeHead(_ bytes: inout [UInt8]) {
     extendHead(upTo: consumedOffset)
     keepingHead = false
-    defer { head.removeAll(keepingCapacity: true) }
-    return head.withUnsafeBytes(body)
+    swap(&head, &bytes)
+    head.removeAll(keepingCapacity: true)
   }
 
   private func extendHead(upTo offset: UInt64) {
@@ -341,6 +341,99 @@ final class ScanWorker: @unchecked Sendable {
   }
 }
 
+/// The third core of a gzip scan: works out which bytes of each checkpoint's window its span reads (`WindowUsage`)
+/// while the scanning thread decodes on; the scanning thread only hands over copies, in buffers recycled from job to
+/// job. A window whose use cannot be told is kept whole.
+///
+/// ## Concurrency model
+/// The scanning thread calls `job`, `submit`, `finish` and `close`; the worker thread owns the `WindowUsage` until
+/// `close` has waited for it. Queued jobs, spare buffers and results are shared under `condition`.
+final class WindowSparsifier: @unchecked Sendable {
+  /// One checkpoint's window to sparsify: its span's first output bytes (`count`) decode from `compressed`, which
+  /// starts `bits` into its first byte.
+  struct Job {
+    var checkpoint = 0
+    var window: [UInt8] = []
+    var bits: UInt8 = 0
+    var compressed: [UInt8] = []
+    var count = 0
+  }
+
+  /// Jobs waiting at most; `submit` blocks beyond.
+  static let queueLimit = 4
+
+  private let usage = WindowUsage()
+  private let condition = NSCondition()
+  private var queue: [Job] = []
+  private var spare: [Job] = []
+  private var results: [(checkpoint: Int, window: CheckpointWindow)] = []
+  private var closed = false
+  private var finished = false
+
+  init() {
+    let thread = Thread { [unowned self] in self.work() }
+    thread.name = "clip-windows"
+    thread.start()
+  }
+
+  /// An empty job, its buffers recycled.
+  func job() -> Job {
+    condition.lock()
+    defer { condition.unlock() }
+    return spare.popLast() ?? Job()
+  }
+
+  /// Queues a job (waiting while `queueLimit` are queued).
+  func submit(_ job: Job) {
+    condition.lock()
+    while queue.count >= Self.queueLimit { condition.wait() }
+    queue.append(job)
+    condition.signal()
+    condition.unlock()
+  }
+
+  /// Waits for every job; returns each checkpoint's window.
+  func finish() -> [(checkpoint: Int, window: CheckpointWindow)] {
+    close()
+    return results
+  }
+
+  /// Stops the worker once the queue is done (also on the error path) and waits for it.
+  func close() {
+    condition.lock()
+    closed = true
+    condition.broadcast()
+    while !finished { condition.wait() }
+    condition.unlock()
+  }
+
+  private func work() {
+    while true {
+      condition.lock()
+      while queue.isEmpty && !closed { condition.wait() }
+      if queue.isEmpty {
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+        return
+      }
+      var job = queue.removeFirst()
+      condition.broadcast()
+      condition.unlock()
+      let sparse = job.compressed.withUnsafeBytes {
+        usage.sparse(job.window, bits: job.bits, compressed: $0, count: job.count)
+      }
+      let window = sparse ?? CheckpointWindow(job.window)
+      job.window.removeAll(keepingCapacity: true)
+      job.compressed.removeAll(keepingCapacity: true)
+      condition.lock()
+      results.append((job.checkpoint, window))
+      spare.append(job)
+      condition.unlock()
+    }
+  }
+}
+
 /// Places checkpoints at least `spanSize` output bytes apart and collects the span digests, and for gzip the span
 /// pieces: the compressed input cuts each span into `pieceSize` pieces, and `mark` notes how far the output had got
 /// once the input up to an offset was consumed.
@@ -355,11 +448,12 @@ struct SpanRecorder {
   /// The last checkpoint's whole window, until enough of its span is decoded to tell which bytes it reads (then
   /// empty).
   private var pendingWindow: [UInt8] = []
-  private let windowUsage = WindowUsage()
+  private let windows: WindowSparsifier
 
-  init(spanSize: UInt64, pieceSize: UInt64 = 0) {
+  init(spanSize: UInt64, pieceSize: UInt64 = 0, windows: WindowSparsifier) {
     self.spanSize = spanSize
     self.pieceSize = pieceSize
+    self.windows = windows
   }
 
   /// Output bytes left before the next checkpoint is due.
@@ -392,24 +486,26 @@ struct SpanRecorder {
     if !pendingWindow.isEmpty { input.keepHead(from: checkpoint.compressedStart) }
   }
 
-  /// Once the first 32 KiB of the last span are decoded (or it ended sooner), keeps only the bytes of its window that
-  /// decoding the span reads (`WindowUsage`); the whole window stays if that cannot be told.
+  /// Once the first 32 KiB of the last span are decoded (or it ended sooner), hands its window and those bytes' input
+  /// to `windows`, which keeps only the bytes of the window that decoding the span reads.
   mutating func sparsifyWindow(output: OutputWindow, input: CompressedInput, spanEnded: Bool = false) {
     guard !pendingWindow.isEmpty, let last = checkpoints.indices.last else { return }
     let produced = output.total - checkpoints[last].uncompressedOffset
     guard spanEnded || produced >= UInt64(deflateWindowSize) else { return }
-    let count = Int(min(produced, UInt64(deflateWindowSize)))
-    let sparse = input.withHead {
-      windowUsage.sparse(pendingWindow, bits: checkpoints[last].bits, compressed: $0, count: count)
-    }
-    checkpoints[last].window = sparse ?? CheckpointWindow(pendingWindow)
-    pendingWindow.removeAll(keepingCapacity: true)
+    var job = windows.job()
+    job.checkpoint = last
+    job.bits = checkpoints[last].bits
+    job.count = Int(min(produced, UInt64(deflateWindowSize)))
+    swap(&job.window, &pendingWindow)
+    input.takeHead(&job.compressed)
+    windows.submit(job)
   }
 
-  /// Closes the last span at the end of the blob.
+  /// Closes the last span at the end of the blob, and sets the checkpoints' windows.
   mutating func finish(input: CompressedInput, output: OutputWindow) {
     sparsifyWindow(output: output, input: input, spanEnded: true)
     if !checkpoints.isEmpty { close(input.finishSpan(), end: output.total) }
+    for (checkpoint, window) in windows.finish() { checkpoints[checkpoint].window = window }
   }
 
   /// Keeps a finished span's digest and pieces (ending at tar-stream offset `end`).
