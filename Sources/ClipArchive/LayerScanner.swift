@@ -54,7 +54,8 @@ public final class LayerScanner {
 
   /// Scans the blob that `read` yields (it fills the buffer it is given and returns the count, 0 at the end).
   public func scan(_ read: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> LayerScan {
-    let worker = ScanWorker(bufferSize: Self.outputChunk)
+    let pieceSize = compression == .gzip ? Self.pieceSize : 0
+    let worker = ScanWorker(bufferSize: Self.outputChunk, pieceSize: pieceSize)
     defer { worker.close() }
     let input = CompressedInput(read: read, capacity: Self.inputChunk, worker: worker)
     input.progress = progress
@@ -64,8 +65,7 @@ public final class LayerScanner {
     var entries: [TarEntry] = []
     let windows = WindowSparsifier()
     defer { windows.close() }
-    var spans = SpanRecorder(
-      spanSize: spanSize, pieceSize: compression == .gzip ? Self.pieceSize : 0, windows: windows)
+    var spans = SpanRecorder(spanSize: spanSize, pieceSize: pieceSize, windows: windows)
     input.pieceSize = spans.pieceSize
     defer { input.release(); output.release() }
     do {
@@ -77,12 +77,14 @@ public final class LayerScanner {
       case .none: try scanPlain(input, output, &spans)
       }
       try output.flush()
-      (digest, diffID, entries) = try worker.finish()
+      try spans.finish(input: input, output: output)
+      let results = try worker.finish()
+      (digest, diffID, entries) = (results.digest, results.diffID, results.entries)
+      spans.setDigests(results.spans)
     } catch let error as ClipError {
       if error.context.contains(where: { $0.hasPrefix("offset") || $0.contains("offset ") }) { throw error }
       throw error.adding("compressed offset \(input.consumedOffset)")
     }
-    spans.finish(input: input, output: output)
     return LayerScan(
       compression: compression, compressedSize: input.consumedOffset + UInt64(input.available.count),
       uncompressedSize: output.total, digest: digest, diffID: diffID,
@@ -158,7 +160,7 @@ public final class LayerScanner {
       state.pointee.crc_flag = UInt32(ISAL_DEFLATE)
       var memberOut: UInt64 = 0
       var crc: UInt32 = 0
-      spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
+      try spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
 
       // Deflate data.
       while true {
@@ -217,7 +219,7 @@ public final class LayerScanner {
           // Waiting for a header: the block boundary is where the unread bits (register + saved header bytes) start.
           let bit =
             (Int64(input.consumedOffset) - Int64(state.pointee.tmp_in_size)) * 8 - Int64(state.pointee.read_in_length)
-          spans.maybeCheckpoint(
+          try spans.maybeCheckpoint(
             at: UInt64((bit + 7) / 8), bits: UInt8((8 - bit % 8) % 8), output: output,
             window: Int(min(memberOut, UInt64(deflateWindowSize))), input: input)
         }
@@ -254,7 +256,7 @@ public final class LayerScanner {
   private func scanZstd(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
     guard let context = ZSTD_createDCtx() else { throw ClipError(.system, "zstd: out of memory") }
     defer { ZSTD_freeDCtx(context) }
-    spans.maybeCheckpoint(at: 0, bits: 0, output: output, window: 0, input: input)
+    try spans.maybeCheckpoint(at: 0, bits: 0, output: output, window: 0, input: input)
     var frameComplete = true
     while true {
       if input.available.isEmpty {
@@ -278,7 +280,7 @@ public final class LayerScanner {
       output.produced(produced)
       frameComplete = result == 0
       if frameComplete {
-        spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
+        try spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
       }
       if output.space.isEmpty { try output.flush() }
     }
@@ -287,7 +289,7 @@ public final class LayerScanner {
   // MARK: - uncompressed
 
   private func scanPlain(_ input: CompressedInput, _ output: OutputWindow, _ spans: inout SpanRecorder) throws {
-    spans.maybeCheckpoint(at: 0, bits: 0, output: output, window: 0, input: input)
+    try spans.maybeCheckpoint(at: 0, bits: 0, output: output, window: 0, input: input)
     while true {
       if input.available.isEmpty {
         guard try input.fill() else { return }
@@ -297,7 +299,7 @@ public final class LayerScanner {
       if let from = input.available.baseAddress { space.baseAddress?.copyMemory(from: from, byteCount: count) }
       input.consume(count)
       output.produced(count)
-      spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
+      try spans.maybeCheckpoint(at: input.consumedOffset, bits: 0, output: output, window: 0, input: input)
       if output.space.isEmpty { try output.flush() }
     }
   }

@@ -1,8 +1,8 @@
 import ClipCore
 import Foundation
 
-/// The compressed side of a scan: a refillable input buffer that digests the whole blob as it is read and each span
-/// of it as checkpoints cut it.
+/// The compressed side of a scan: a refillable input buffer that hands the worker the whole blob as it is read, and
+/// each span of it as checkpoints cut it, to digest.
 final class CompressedInput {
   private let read: (UnsafeMutableRawBufferPointer) throws -> Int
   private let buffer: UnsafeMutableRawBufferPointer
@@ -11,16 +11,14 @@ final class CompressedInput {
   private var base: UInt64 = 0
   private var ended = false
   private let worker: ScanWorker
-  private let spanHasher = SHA256()
   private var spanActive = false
+  /// Where the current span starts (one byte before its checkpoint's offset when that falls inside a byte).
+  private var spanStart: UInt64 = 0
   private var spanHashedUpTo: UInt64 = 0
   private var lastDiscardedByte: UInt8 = 0
   private var sinceProgress = 0
   /// Compressed bytes per span piece (SpanPieces); 0 for none.
   var pieceSize: UInt64 = 0
-  private let pieceHasher = SHA256()
-  private var pieceStart: UInt64 = 0
-  private var pieceDigests: [[UInt8]] = []
   /// The current span's first bytes, kept while the scanner still needs them (to find which window bytes it reads).
   private var head: [UInt8] = []
   private var headStart: UInt64 = 0
@@ -69,7 +67,7 @@ final class CompressedInput {
   func fill() throws -> Bool {
     let discard = max(0, start - Self.keepBehind)
     if discard > 0 {
-      hashSpan(upTo: base + UInt64(discard))
+      try hashSpan(upTo: base + UInt64(discard))
       extendHead(upTo: base + UInt64(discard))
       lastDiscardedByte = buffer[discard - 1]
       let kept = end - discard
@@ -105,47 +103,34 @@ final class CompressedInput {
     return true
   }
 
-  private func hashSpan(upTo offset: UInt64) {
+  /// Hands the worker the current span's bytes up to `offset`.
+  private func hashSpan(upTo offset: UInt64) throws {
     guard spanActive, offset > spanHashedUpTo else { return }
     precondition(spanHashedUpTo >= base, "span bytes were discarded before they were digested")
-    let from = Int(spanHashedUpTo - base)
-    let to = Int(offset - base)
-    spanHasher.update(UnsafeRawBufferPointer(rebasing: buffer[from..<to]))
-    if pieceSize > 0 {
-      var position = spanHashedUpTo
-      while position < offset {
-        let stop = min(offset, pieceStart + pieceSize)
-        pieceHasher.update(UnsafeRawBufferPointer(rebasing: buffer[Int(position - base)..<Int(stop - base)]))
-        if stop == pieceStart + pieceSize {
-          pieceDigests.append(pieceHasher.finish())
-          pieceStart = stop
-        }
-        position = stop
-      }
-    }
+    try worker.feed(.span, UnsafeRawBufferPointer(rebasing: buffer[Int(spanHashedUpTo - base)..<Int(offset - base)]))
     spanHashedUpTo = offset
   }
 
-  /// Ends the current piece at the end of its span (when it holds bytes) and returns the span's piece digests.
-  private func finishPieces(at offset: UInt64) -> [[UInt8]] {
-    guard pieceSize > 0 else { return [] }
-    if offset > pieceStart { pieceDigests.append(pieceHasher.finish()) }
-    defer { pieceDigests = [] }
-    return pieceDigests
+  /// The number of pieces of the current span if it ends at `offset`.
+  private func pieceCount(upTo offset: UInt64) -> Int {
+    pieceSize > 0 ? Int((offset - spanStart + pieceSize - 1) / pieceSize) : 0
   }
 
-  /// Ends the current span at `offset` (returning its digest; nil for the first cut) and starts the next one there,
-  /// one byte earlier when the boundary falls `bits` into a byte.
-  func cutSpan(at offset: UInt64, bits: UInt8) -> (digest: [UInt8], pieces: [[UInt8]])? {
+  /// Ends the current span at `offset` (returning its number of pieces; nil for the first cut) and starts the next one
+  /// there, one byte earlier when the boundary falls `bits` into a byte. The worker digests the span and its pieces.
+  func cutSpan(at offset: UInt64, bits: UInt8) throws -> Int? {
     precondition(offset >= base && offset <= consumedOffset, "checkpoint outside the buffered input")
-    hashSpan(upTo: offset)
-    let finished = spanActive ? (spanHasher.finish(), finishPieces(at: offset)) : nil
+    try hashSpan(upTo: offset)
+    var finished: Int?
+    if spanActive {
+      try worker.endSpan()
+      finished = pieceCount(upTo: offset)
+    }
     spanActive = true
-    pieceStart = offset - (bits > 0 ? 1 : 0)
+    spanStart = offset - (bits > 0 ? 1 : 0)
     if bits > 0 {
       let byte = offset - 1 >= base ? buffer[Int(offset - 1 - base)] : lastDiscardedByte
-      spanHasher.update([byte])
-      if pieceSize > 0 { pieceHasher.update([byte]) }
+      try [byte].withUnsafeBytes { try worker.feed(.span, $0) }
     }
     spanHashedUpTo = offset
     return finished
@@ -175,11 +160,12 @@ final class CompressedInput {
     head += buffer[Int(from - base)..<Int(to - base)]
   }
 
-  /// Ends the last span at the end of the blob.
-  func finishSpan() -> (digest: [UInt8], pieces: [[UInt8]]) {
+  /// Ends the last span at the end of the blob; returns its number of pieces.
+  func finishSpan() throws -> Int {
     let end = base + UInt64(end)
-    hashSpan(upTo: end)
-    return (spanHasher.finish(), finishPieces(at: end))
+    try hashSpan(upTo: end)
+    try worker.endSpan()
+    return pieceCount(upTo: end)
   }
 }
 
@@ -228,8 +214,8 @@ final class OutputWindow {
   }
 }
 
-/// The second core of a scan: digests the blob as it is read, and digests (diff ID) and walks the tar stream as it
-/// is decoded, while the scanning thread decodes. Chunks are copied into a small pool of buffers; `feed` blocks while
+/// The second core of a scan: digests the blob as it is read, each span of it and the span's pieces as checkpoints
+/// cut it, and digests (diff ID) and walks the tar stream as it is decoded, while the scanning thread decodes. Chunks are copied into a small pool of buffers; `feed` blocks while
 /// all are in use.
 ///
 /// ## Concurrency model
@@ -242,21 +228,47 @@ final class ScanWorker: @unchecked Sendable {
     case blob
     /// The decoded tar stream.
     case tar
+    /// The current span's compressed bytes.
+    case span
+    /// The end of the current span (no bytes).
+    case spanEnd
+  }
+
+  /// A span's digest and its pieces' digests.
+  struct SpanDigests {
+    var digest: [UInt8]
+    var pieces: [[UInt8]]
+  }
+
+  /// What the worker found once it has processed everything.
+  struct Results {
+    var digest: [UInt8]
+    var diffID: [UInt8]
+    var entries: [TarEntry]
+    var spans: [SpanDigests]
   }
 
   private let blobHasher = SHA256()
   private let tarHasher = SHA256()
+  private let pieceSize: UInt64
+  private let spanHasher = SHA256()
+  private let pieceHasher = SHA256()
+  private var pieceFill: UInt64 = 0
+  private var pieceDigests: [[UInt8]] = []
+  private var spans: [SpanDigests] = []
   private var reader = TarReader()
   private var entries: [TarEntry] = []
 
   private let condition = NSCondition()
-  private var queue: [(stream: Stream, buffer: UnsafeMutableRawBufferPointer, count: Int)] = []
+  private var queue: [(stream: Stream, buffer: UnsafeMutableRawBufferPointer?, count: Int)] = []
   private var free: [UnsafeMutableRawBufferPointer] = []
   private var closed = false
   private var failure: (any Error)?
   private var finished = false
 
-  init(buffers: Int = 6, bufferSize: Int) {
+  /// A worker with `buffers` buffers of `bufferSize` bytes; spans are cut into pieces of `pieceSize` bytes (0: none).
+  init(buffers: Int = 6, bufferSize: Int, pieceSize: UInt64 = 0) {
+    self.pieceSize = pieceSize
     for _ in 0..<buffers { free.append(.allocate(byteCount: bufferSize, alignment: 16)) }
     let thread = Thread { [unowned self] in self.work() }
     thread.name = "clip-scan"
@@ -265,7 +277,7 @@ final class ScanWorker: @unchecked Sendable {
 
   deinit {
     for buffer in free { buffer.deallocate() }
-    for item in queue { item.buffer.deallocate() }
+    for item in queue { item.buffer?.deallocate() }
   }
 
   /// Hands a copy of `bytes` to the worker; throws the worker's error, if it failed.
@@ -290,12 +302,21 @@ final class ScanWorker: @unchecked Sendable {
     }
   }
 
-  /// Waits for the worker to process everything fed; returns the blob digest, the diff ID and the entries.
-  func finish() throws -> (digest: [UInt8], diffID: [UInt8], entries: [TarEntry]) {
+  /// Marks the end of the span whose bytes were fed since the last mark.
+  func endSpan() throws {
+    condition.lock()
+    defer { condition.unlock() }
+    if let failure { throw failure }
+    queue.append((.spanEnd, nil, 0))
+    condition.signal()
+  }
+
+  /// Waits for the worker to process everything fed; returns what it found.
+  func finish() throws -> Results {
     close()
     if let failure { throw failure }
     try reader.finish()
-    return (blobHasher.finish(), tarHasher.finish(), entries)
+    return Results(digest: blobHasher.finish(), diffID: tarHasher.finish(), entries: entries, spans: spans)
   }
 
   /// Stops the worker (also on the error path) and waits for it.
@@ -305,6 +326,23 @@ final class ScanWorker: @unchecked Sendable {
     condition.broadcast()
     while !finished { condition.wait() }
     condition.unlock()
+  }
+
+  /// Digests the current span's next bytes, and its pieces'.
+  private func hashSpan(_ bytes: UnsafeRawBufferPointer) {
+    spanHasher.update(bytes)
+    guard pieceSize > 0 else { return }
+    var rest = bytes[...]
+    while !rest.isEmpty {
+      let count = min(rest.count, Int(pieceSize - pieceFill))
+      pieceHasher.update(UnsafeRawBufferPointer(rebasing: rest.prefix(count)))
+      pieceFill += UInt64(count)
+      if pieceFill == pieceSize {
+        pieceDigests.append(pieceHasher.finish())
+        pieceFill = 0
+      }
+      rest = rest.dropFirst(count)
+    }
   }
 
   private func work() {
@@ -319,7 +357,10 @@ final class ScanWorker: @unchecked Sendable {
       }
       let item = queue.removeFirst()
       condition.unlock()
-      let bytes = UnsafeRawBufferPointer(rebasing: item.buffer[0..<item.count])
+      let bytes =
+        item.buffer.map { UnsafeRawBufferPointer(rebasing: $0[0..<item.count]) }
+        ?? UnsafeRawBufferPointer(
+          start: nil, count: 0)
       var error: (any Error)?
       switch item.stream {
       case .blob:
@@ -331,9 +372,16 @@ final class ScanWorker: @unchecked Sendable {
         } catch let caught {
           error = caught
         }
+      case .span:
+        hashSpan(bytes)
+      case .spanEnd:
+        if pieceFill > 0 { pieceDigests.append(pieceHasher.finish()) }
+        spans.append(SpanDigests(digest: spanHasher.finish(), pieces: pieceDigests))
+        pieceFill = 0
+        pieceDigests = []
       }
       condition.lock()
-      free.append(item.buffer)
+      if let buffer = item.buffer { free.append(buffer) }
       if let error, failure == nil { failure = error }
       condition.broadcast()
       condition.unlock()
@@ -475,10 +523,10 @@ struct SpanRecorder {
   /// Records a checkpoint at this boundary if one is due.
   mutating func maybeCheckpoint(
     at offset: UInt64, bits: UInt8, output: OutputWindow, window: Int, input: CompressedInput
-  ) {
+  ) throws {
     if let last = checkpoints.last, output.total - last.uncompressedOffset < spanSize { return }
     sparsifyWindow(output: output, input: input, spanEnded: true)
-    if let span = input.cutSpan(at: offset, bits: bits) { close(span, end: output.total) }
+    if let pieces = try input.cutSpan(at: offset, bits: bits) { close(pieces: pieces, end: output.total) }
     // The window is set once its span tells which of its bytes are read (sparsifyWindow).
     let checkpoint = Checkpoint(uncompressedOffset: output.total, compressedOffset: offset, bits: bits)
     checkpoints.append(checkpoint)
@@ -502,23 +550,34 @@ struct SpanRecorder {
   }
 
   /// Closes the last span at the end of the blob, and sets the checkpoints' windows.
-  mutating func finish(input: CompressedInput, output: OutputWindow) {
+  mutating func finish(input: CompressedInput, output: OutputWindow) throws {
     sparsifyWindow(output: output, input: input, spanEnded: true)
-    if !checkpoints.isEmpty { close(input.finishSpan(), end: output.total) }
+    if !checkpoints.isEmpty { close(pieces: try input.finishSpan(), end: output.total) }
     for (checkpoint, window) in windows.finish() { checkpoints[checkpoint].window = window }
   }
 
-  /// Keeps a finished span's digest and pieces (ending at tar-stream offset `end`).
-  private mutating func close(_ span: (digest: [UInt8], pieces: [[UInt8]]), end: UInt64) {
-    digests.append(span.digest)
+  /// Takes the digests of the spans (in order) and of their pieces, from the worker.
+  mutating func setDigests(_ spans: [ScanWorker.SpanDigests]) {
+    precondition(spans.count == checkpoints.count, "\(spans.count) span digests for \(checkpoints.count) spans")
+    digests = spans.map(\.digest)
+    guard pieceSize > 0 else { return }
+    for (span, found) in spans.enumerated() {
+      precondition(found.pieces.count == pieces[span].reach.count, "span \(span): piece digests do not match")
+      pieces[span].digests = found.pieces
+    }
+  }
+
+  /// Notes a finished span's pieces (`pieces` of them; ending at tar-stream offset `end`); their digests come later
+  /// (`setDigests`).
+  private mutating func close(pieces count: Int, end: UInt64) {
     guard pieceSize > 0, let start = checkpoints.last?.uncompressedOffset else { return }
     var reached: [UInt64] = []
     var best = start
-    for piece in span.pieces.indices {
+    for piece in 0..<count {
       best = min(max(best, piece < reach.count ? reach[piece] : 0), end)
-      reached.append(piece == span.pieces.count - 1 ? end : best)
+      reached.append(piece == count - 1 ? end : best)
     }
-    pieces.append(SpanPieces(reach: reached, digests: span.pieces))
+    pieces.append(SpanPieces(reach: reached, digests: []))
     reach = []
   }
 }
