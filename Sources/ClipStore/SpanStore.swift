@@ -124,18 +124,10 @@ public final class SpanStore: Sendable {
     return pieces
   }
 
-  /// Fetches a span in the background unless it is present or on its way; a span in the disk cache is read into the
-  /// page cache in the background instead (the disk's reads then overlap ours, span files being too small for the
-  /// kernel's own readahead to get ahead).
+  /// Fetches a span in the background unless it is present or on its way.
   private func readAhead(layer: Int, span: Int) {
     let key = key(layer: layer, span: span)
-    switch lookup(key) {
-    case .file(let file):
-      _ = posix_fadvise(file.fd, 0, 0, POSIX_FADV_WILLNEED)
-      return
-    case .bytes: return
-    case nil: guard !flights.withLock({ $0[key] != nil }) else { return }
-    }
+    guard lookup(key) == nil, !flights.withLock({ $0[key] != nil }) else { return }
     DispatchQueue.global(qos: .utility).async {
       _ = try? self.ensure(layer: layer, spans: span...span, record: false, through: nil)
     }
