@@ -1,5 +1,6 @@
 import ClipCore
 import Foundation
+import Synchronization
 
 /// The compressed side of a scan: a refillable input buffer that hands the worker the whole blob as it is read, and
 /// each span of it as checkpoints cut it, to digest.
@@ -219,8 +220,9 @@ final class OutputWindow {
 /// all are in use.
 ///
 /// ## Concurrency model
-/// The scanning thread calls `feed`, `finish` and `close`; the worker thread owns the hashers and the tar reader until
-/// `close` has waited for it. The queue, the free buffers and the first error are shared under `condition`.
+/// The scanning thread calls `feed`, `endSpan`, `finish` and `close`; the worker thread (a `JobThread`) owns the
+/// hashers and the tar reader until `close` has waited for it. The free buffers and the first error are shared under
+/// `pool`.
 final class ScanWorker: @unchecked Sendable {
   /// Which stream a chunk belongs to.
   enum Stream {
@@ -259,74 +261,66 @@ final class ScanWorker: @unchecked Sendable {
   private var reader = TarReader()
   private var entries: [TarEntry] = []
 
-  private let condition = NSCondition()
-  private var queue: [(stream: Stream, buffer: UnsafeMutableRawBufferPointer?, count: Int)] = []
+  private let jobs: JobThread<(stream: Stream, buffer: UnsafeMutableRawBufferPointer?, count: Int)>
+  /// The free buffers and the first error, shared with the worker thread.
+  private let pool = NSCondition()
   private var free: [UnsafeMutableRawBufferPointer] = []
-  private var closed = false
   private var failure: (any Error)?
-  private var finished = false
 
   /// A worker with `buffers` buffers of `bufferSize` bytes; spans are cut into pieces of `pieceSize` bytes (0: none).
   init(buffers: Int = 6, bufferSize: Int, pieceSize: UInt64 = 0) {
     self.pieceSize = pieceSize
     for _ in 0..<buffers { free.append(.allocate(byteCount: bufferSize, alignment: 16)) }
-    let thread = Thread { [unowned self] in self.work() }
-    thread.name = "clip-scan"
-    thread.start()
+    jobs = JobThread(name: "clip-scan", limit: buffers + 2)
+    jobs.start { [unowned self] in self.process($0.stream, $0.buffer, $0.count) }
   }
 
   deinit {
     for buffer in free { buffer.deallocate() }
-    for item in queue { item.buffer?.deallocate() }
+  }
+
+  /// The worker's error, if it failed.
+  private var currentFailure: (any Error)? {
+    pool.lock()
+    defer { pool.unlock() }
+    return failure
   }
 
   /// Hands a copy of `bytes` to the worker; throws the worker's error, if it failed.
   func feed(_ stream: Stream, _ bytes: UnsafeRawBufferPointer) throws {
     var offset = 0
     while offset < bytes.count {
-      condition.lock()
-      while free.isEmpty && failure == nil { condition.wait() }
+      pool.lock()
+      while free.isEmpty && failure == nil { pool.wait() }
       if let failure {
-        condition.unlock()
+        pool.unlock()
         throw failure
       }
       let buffer = free.removeLast()
-      condition.unlock()
+      pool.unlock()
       let count = min(buffer.count, bytes.count - offset)
       if let source = bytes.baseAddress { buffer.baseAddress?.copyMemory(from: source + offset, byteCount: count) }
       offset += count
-      condition.lock()
-      queue.append((stream, buffer, count))
-      condition.signal()
-      condition.unlock()
+      jobs.submit((stream, buffer, count))
     }
   }
 
   /// Marks the end of the span whose bytes were fed since the last mark.
   func endSpan() throws {
-    condition.lock()
-    defer { condition.unlock() }
-    if let failure { throw failure }
-    queue.append((.spanEnd, nil, 0))
-    condition.signal()
+    if let failure = currentFailure { throw failure }
+    jobs.submit((.spanEnd, nil, 0))
   }
 
   /// Waits for the worker to process everything fed; returns what it found.
   func finish() throws -> Results {
     close()
-    if let failure { throw failure }
+    if let failure = currentFailure { throw failure }
     try reader.finish()
     return Results(digest: blobHasher.finish(), diffID: tarHasher.finish(), entries: entries, spans: spans)
   }
 
-  /// Stops the worker (also on the error path) and waits for it.
-  func close() {
-    condition.lock()
-    closed = true
-    condition.broadcast()
-    while !finished { condition.wait() }
-    condition.unlock()
-  }
+  /// Stops the worker once what was fed is processed (also on the error path) and waits for it.
+  func close() { jobs.close() }
 
   /// Digests the current span's next bytes, and its pieces'.
   private func hashSpan(_ bytes: UnsafeRawBufferPointer) {
@@ -345,24 +339,13 @@ final class ScanWorker: @unchecked Sendable {
     }
   }
 
-  private func work() {
-    while true {
-      condition.lock()
-      while queue.isEmpty && !closed { condition.wait() }
-      if queue.isEmpty || failure != nil {
-        finished = true
-        condition.broadcast()
-        condition.unlock()
-        return
-      }
-      let item = queue.removeFirst()
-      condition.unlock()
+  /// On the worker thread: digests or walks one chunk (nothing more once something failed), and frees its buffer.
+  private func process(_ stream: Stream, _ buffer: UnsafeMutableRawBufferPointer?, _ count: Int) {
+    var error: (any Error)?
+    if currentFailure == nil {
       let bytes =
-        item.buffer.map { UnsafeRawBufferPointer(rebasing: $0[0..<item.count]) }
-        ?? UnsafeRawBufferPointer(
-          start: nil, count: 0)
-      var error: (any Error)?
-      switch item.stream {
+        buffer.map { UnsafeRawBufferPointer(rebasing: $0[0..<count]) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+      switch stream {
       case .blob:
         blobHasher.update(bytes)
       case .tar:
@@ -380,12 +363,12 @@ final class ScanWorker: @unchecked Sendable {
         pieceFill = 0
         pieceDigests = []
       }
-      condition.lock()
-      if let buffer = item.buffer { free.append(buffer) }
-      if let error, failure == nil { failure = error }
-      condition.broadcast()
-      condition.unlock()
     }
+    pool.lock()
+    if let buffer { free.append(buffer) }
+    if let error, failure == nil { failure = error }
+    pool.broadcast()
+    pool.unlock()
   }
 }
 
@@ -394,8 +377,8 @@ final class ScanWorker: @unchecked Sendable {
 /// job. A window whose use cannot be told is kept whole.
 ///
 /// ## Concurrency model
-/// The scanning thread calls `job`, `submit`, `finish` and `close`; the worker thread owns the `WindowUsage` until
-/// `close` has waited for it. Queued jobs, spare buffers and results are shared under `condition`.
+/// The scanning thread calls `job`, `submit`, `finish` and `close`; the worker thread (a `JobThread`) owns the
+/// `WindowUsage` until `close` has waited for it. Spare buffers and results are shared under a mutex.
 final class WindowSparsifier: @unchecked Sendable {
   /// One checkpoint's window to sparsify: its span's first output bytes (`count`) decode from `compressed`, which
   /// starts `bits` into its first byte.
@@ -407,77 +390,42 @@ final class WindowSparsifier: @unchecked Sendable {
     var count = 0
   }
 
-  /// Jobs waiting at most; `submit` blocks beyond.
-  static let queueLimit = 4
-
   private let usage = WindowUsage()
-  private let condition = NSCondition()
-  private var queue: [Job] = []
-  private var spare: [Job] = []
-  private var results: [(checkpoint: Int, window: CheckpointWindow)] = []
-  private var closed = false
-  private var finished = false
+  private let jobs = JobThread<Job>(name: "clip-windows", limit: 4)
+  /// Spare buffers and results, shared with the worker thread.
+  private let shared = Mutex<(spare: [Job], results: [(checkpoint: Int, window: CheckpointWindow)])>(([], []))
 
   init() {
-    let thread = Thread { [unowned self] in self.work() }
-    thread.name = "clip-windows"
-    thread.start()
+    jobs.start { [unowned self] in self.process($0) }
   }
 
   /// An empty job, its buffers recycled.
-  func job() -> Job {
-    condition.lock()
-    defer { condition.unlock() }
-    return spare.popLast() ?? Job()
-  }
+  func job() -> Job { shared.withLock { $0.spare.popLast() } ?? Job() }
 
-  /// Queues a job (waiting while `queueLimit` are queued).
-  func submit(_ job: Job) {
-    condition.lock()
-    while queue.count >= Self.queueLimit { condition.wait() }
-    queue.append(job)
-    condition.signal()
-    condition.unlock()
-  }
+  /// Queues a job (waiting while a few are queued).
+  func submit(_ job: Job) { jobs.submit(job) }
 
   /// Waits for every job; returns each checkpoint's window.
   func finish() -> [(checkpoint: Int, window: CheckpointWindow)] {
     close()
-    return results
+    return shared.withLock { $0.results }
   }
 
   /// Stops the worker once the queue is done (also on the error path) and waits for it.
-  func close() {
-    condition.lock()
-    closed = true
-    condition.broadcast()
-    while !finished { condition.wait() }
-    condition.unlock()
-  }
+  func close() { jobs.close() }
 
-  private func work() {
-    while true {
-      condition.lock()
-      while queue.isEmpty && !closed { condition.wait() }
-      if queue.isEmpty {
-        finished = true
-        condition.broadcast()
-        condition.unlock()
-        return
-      }
-      var job = queue.removeFirst()
-      condition.broadcast()
-      condition.unlock()
-      let sparse = job.compressed.withUnsafeBytes {
-        usage.sparse(job.window, bits: job.bits, compressed: $0, count: job.count)
-      }
-      let window = sparse ?? CheckpointWindow(job.window)
-      job.window.removeAll(keepingCapacity: true)
-      job.compressed.removeAll(keepingCapacity: true)
-      condition.lock()
-      results.append((job.checkpoint, window))
-      spare.append(job)
-      condition.unlock()
+  /// On the worker thread: keeps the bytes of one window that its span reads.
+  private func process(_ job: Job) {
+    var job = job
+    let sparse = job.compressed.withUnsafeBytes {
+      usage.sparse(job.window, bits: job.bits, compressed: $0, count: job.count)
+    }
+    let window = sparse ?? CheckpointWindow(job.window)
+    job.window.removeAll(keepingCapacity: true)
+    job.compressed.removeAll(keepingCapacity: true)
+    shared.withLock {
+      $0.results.append((job.checkpoint, window))
+      $0.spare.append(job)
     }
   }
 }

@@ -29,3 +29,66 @@ public final class WorkList<Item: Sendable>: Sendable {
   /// The next item; nil when all are handed out.
   public func next() -> Item? { items.withLock { $0.popLast() } }
 }
+
+/// A thread of its own that runs jobs one at a time, in the order they were queued.
+///
+/// ## Concurrency model
+/// Any thread may `submit`; the owner calls `start` once and `close` before letting go of it (`close` waits until the
+/// queued jobs are done and the thread has ended). The queue is shared under `condition`; the job closure runs on the
+/// job thread only.
+public final class JobThread<Job>: @unchecked Sendable {
+  private let name: String
+  private let limit: Int
+  private let condition = NSCondition()
+  private var queue: [Job] = []
+  private var closed = false
+  private var finished = false
+
+  /// A job thread called `name` (not started yet) whose `submit` waits while `limit` jobs are queued.
+  public init(name: String, limit: Int) {
+    self.name = name
+    self.limit = max(limit, 1)
+  }
+
+  /// Starts the thread, which runs `run` on each job.
+  public func start(_ run: @escaping @Sendable (Job) -> Void) {
+    let thread = Thread { [unowned self] in self.work(run) }
+    thread.name = name
+    thread.start()
+  }
+
+  /// Queues a job, waiting while `limit` are queued.
+  public func submit(_ job: Job) {
+    condition.lock()
+    while queue.count >= limit { condition.wait() }
+    queue.append(job)
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// Waits until every queued job is done and the thread has ended (at once if it already has).
+  public func close() {
+    condition.lock()
+    closed = true
+    condition.broadcast()
+    while !finished { condition.wait() }
+    condition.unlock()
+  }
+
+  private func work(_ run: (Job) -> Void) {
+    while true {
+      condition.lock()
+      while queue.isEmpty && !closed { condition.wait() }
+      if queue.isEmpty {
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+        return
+      }
+      let job = queue.removeFirst()
+      condition.broadcast()
+      condition.unlock()
+      run(job)
+    }
+  }
+}
