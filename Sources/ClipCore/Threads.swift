@@ -30,6 +30,21 @@ public final class WorkList<Item: Sendable>: Sendable {
   public func next() -> Item? { items.withLock { $0.popLast() } }
 }
 
+/// A byte count shared between threads.
+public final class ByteCounter: Sendable {
+  private let value = Atomic<UInt64>(0)
+
+  /// A count of zero.
+  public init() {}
+
+  /// Adds `count` and returns the new total.
+  @discardableResult
+  public func add(_ count: UInt64) -> UInt64 { value.add(count, ordering: .relaxed).newValue }
+
+  /// The count so far.
+  public var total: UInt64 { value.load(ordering: .relaxed) }
+}
+
 /// A thread of its own that runs jobs one at a time, in the order they were queued.
 ///
 /// ## Concurrency model

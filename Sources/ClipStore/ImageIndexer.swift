@@ -182,15 +182,3 @@ public enum System {
   /// Online CPU cores.
   public static var coreCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 }
-
-/// A byte count shared between threads.
-final class ByteCounter: Sendable {
-  private let value = Atomic<UInt64>(0)
-
-  /// Adds `count` and returns the new total.
-  @discardableResult
-  func add(_ count: UInt64) -> UInt64 { value.add(count, ordering: .relaxed).newValue }
-
-  /// The count so far.
-  var total: UInt64 { value.load(ordering: .relaxed) }
-}
