@@ -34,7 +34,8 @@ public struct LayerScan: Sendable {
 /// Reads a layer blob once, front to back: decompresses it, walks its tar stream, records checkpoints every
 /// `spanSize` bytes of output and a digest of every span, and digests the blob and the tar stream.
 ///
-/// Memory stays bounded (one input buffer, one output buffer, the window of the last checkpoint) whatever the layer size.
+/// Memory stays bounded (one input buffer, one output buffer, the worker's few chunk buffers, the windows of the last
+/// few checkpoints) whatever the layer size.
 public final class LayerScanner {
   /// Output bytes between checkpoints (a checkpoint is placed at the first possible point after this many bytes).
   public let spanSize: UInt64

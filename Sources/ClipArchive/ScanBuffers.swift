@@ -372,7 +372,7 @@ final class ScanWorker: @unchecked Sendable {
   }
 }
 
-/// The third core of a gzip scan: works out which bytes of each checkpoint's window its span reads (`WindowUsage`)
+/// The third thread of a gzip scan: works out which bytes of each checkpoint's window its span reads (`WindowUsage`)
 /// while the scanning thread decodes on; the scanning thread only hands over copies, in buffers recycled from job to
 /// job. A window whose use cannot be told is kept whole.
 ///
