@@ -103,6 +103,7 @@ let package = Package(
     // Test-only helpers: a tar builder and compressors for test layers.
     .target(
       name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto"], path: "Tests/ClipTestSupport"),
+    .testTarget(name: "ClipCoreTests", dependencies: ["ClipCore"], swiftSettings: strict),
     .testTarget(
       name: "ClipArchiveTests", dependencies: ["ClipArchive", "ClipOCI", "ClipTestSupport"], swiftSettings: strict),
     .testTarget(

@@ -215,9 +215,9 @@ final class OutputWindow {
   }
 }
 
-/// The second core of a scan: digests the blob as it is read, each span of it and the span's pieces as checkpoints
-/// cut it, and digests (diff ID) and walks the tar stream as it is decoded, while the scanning thread decodes. Chunks are copied into a small pool of buffers; `feed` blocks while
-/// all are in use.
+/// The second thread of a scan: digests the blob as it is read, each span of it and the span's pieces as checkpoints
+/// cut it, and digests (diff ID) and walks the tar stream as it is decoded, while the scanning thread decodes. Chunks
+/// are copied into a small pool of buffers; `feed` blocks while all are in use.
 ///
 /// ## Concurrency model
 /// The scanning thread calls `feed`, `endSpan`, `finish` and `close`; the worker thread (a `JobThread`) owns the

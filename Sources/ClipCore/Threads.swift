@@ -1,6 +1,16 @@
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Facts about this machine.
+public enum System {
+  /// Online CPU cores.
+  public static var coreCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}
+
 /// Runs `body(0)` … `body(count - 1)` each on a thread of its own and waits for all of them.
 ///
 /// For work that blocks, such as network requests: `DispatchQueue.concurrentPerform` runs no more iterations at once

@@ -176,9 +176,3 @@ public struct ImageIndexer: Sendable {
     }
   }
 }
-
-/// Facts about this machine.
-public enum System {
-  /// Online CPU cores.
-  public static var coreCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
-}

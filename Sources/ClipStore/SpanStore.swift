@@ -451,9 +451,9 @@ public final class SpanStore: Sendable {
   static func runs(_ positions: [Position], longest: Int = 4) -> [(
     layer: Int, spans: ClosedRange<Int>, through: UInt64?
   )] {
-    var seen = Set<[Int]>()
+    var seen = Set<SIMD2<Int>>()
     let unique = positions.enumerated()
-      .filter { seen.insert([$0.element.layer, $0.element.span]).inserted }
+      .filter { seen.insert(SIMD2($0.element.layer, $0.element.span)).inserted }
       .sorted { ($0.element.layer, $0.element.span) < ($1.element.layer, $1.element.span) }
     var runs: [(layer: Int, spans: ClosedRange<Int>, through: UInt64?, first: Int)] = []
     for (place, position) in unique {
