@@ -38,6 +38,15 @@
 #                <= 8 MiB + one span
 #   remount      debian: unmount, remount with the same --cache, read the
 #                same file: bytesFetched == 0
+#   passthrough  debian (kernel passthrough, specs/mount.md): /usr/bin/perl
+#                read whole; a copy enters the cache (filesCopied, and the
+#                copy's bytes equal umoci's file); after the page cache is
+#                dropped, a read is passed through (passthroughOpens up,
+#                `reads` unchanged) and equals umoci's; perl runs from an
+#                overlayfs over the mount (mmap through passthrough); libstdc++
+#                held open in the daemon-served mode while its copy appears:
+#                more opens meanwhile read right (never EIO), and once it is
+#                closed, the next open passes through
 #   faults       debian through faultproxy.py with --timeout 6: registry
 #                frozen (SIGSTOP), killed, and gone mid-read (proxy
 #                --cut-after --down-after-cut): a read of an unread file
@@ -90,7 +99,7 @@ CLIP=${CLIP:-$INTEG/../.build/debug/clip}
 # shellcheck source=registry/lib.sh
 . "$INTEG/registry/lib.sh"
 
-ALL_TESTS=(cli tree layers lazy concurrency eviction remount faults nonroot overlay profile prefetch-all)
+ALL_TESTS=(cli tree layers lazy concurrency eviction remount passthrough faults nonroot overlay profile prefetch-all)
 CLIP_CALL_TIMEOUT=120   # any clip command
 READ_TIMEOUT=120        # any read through a mount (a hang is a failure, not a stuck harness)
 FAULT_BOUND=30          # a read that must fail (--timeout 6) must do so within this many seconds
@@ -750,7 +759,7 @@ test_lazy() {
 }
 
 test_concurrency() {
-    local d=$T_DIR mp n i pids=() rc bad=0 sf cf total refroot
+    local d=$T_DIR mp n i pids=() rc bad=0 sf ss fc cf total refroot
     need_debian || return
     refroot=$REF/debian/rootfs
     mp=$d/mnt
@@ -790,14 +799,19 @@ test_concurrency() {
     [ "$bad" -eq 0 ] && pass "concurrency: 16 parallel readers, each $(wc -l <"$d/list.0") files: every md5 equals umoci's"
     info "concurrency: $(stats_brief "$mp")"
     [ "$(stat_of "$mp" failures)" = 0 ] || fail "concurrency: clip stats failures = $(stat_of "$mp" failures)"
-    sf=$(stat_of "$mp" spansFetched)
-    ss=$(stat_of "$mp" spanStartsFetched)
-    cf=$(cache_files "$d/cache")
     total=$(total_spans debian)
-    if [ -n "$sf" ] && [ -n "$ss" ] && [ "$sf" -le "$total" ] && [ "$((sf + ss))" -eq "$cf" ] && [ "$sf" -gt 0 ]; then
-        pass "concurrency: nothing fetched twice ($sf whole spans + $ss span starts == $cf cache files; $sf <= $total spans)"
+    for _ in $(seq 40); do # spans and file copies are written in the background: wait until that settles
+        sf=$(stat_of "$mp" spansFetched)
+        ss=$(stat_of "$mp" spanStartsFetched)
+        fc=$(stat_of "$mp" filesCopied)
+        cf=$(cache_files "$d/cache")
+        [ -n "$sf" ] && [ -n "$ss" ] && [ -n "$fc" ] && [ "$((sf + ss + fc))" -eq "$cf" ] && break
+        sleep 0.25
+    done
+    if [ -n "$sf" ] && [ -n "$ss" ] && [ -n "$fc" ] && [ "$sf" -le "$total" ] && [ "$((sf + ss + fc))" -eq "$cf" ] && [ "$sf" -gt 0 ]; then
+        pass "concurrency: nothing fetched twice ($sf whole spans + $ss span starts + $fc file copies == $cf cache files; $sf <= $total spans)"
     else
-        fail "concurrency: spansFetched '$sf' + spanStartsFetched '$ss', cache files $cf, image spans $total (want the sum == cache files, spansFetched <= spans)"
+        fail "concurrency: spansFetched '$sf' + spanStartsFetched '$ss' + filesCopied '$fc', cache files $cf, image spans $total (want the sum == cache files, spansFetched <= spans)"
     fi
     do_umount "concurrency" "$mp"
 }
@@ -840,8 +854,8 @@ test_eviction() {
     else
         fail "eviction: the cache holds $bytes bytes in $files spans (> 8 MiB + one span = $limit)"
     fi
-    if [ "$(($(stat_of "$mp" spansFetched) + $(stat_of "$mp" spanStartsFetched)))" -le "$files" ]; then
-        fail "eviction: $(stat_of "$mp" spansFetched) spans + $(stat_of "$mp" spanStartsFetched) starts fetched <= $files cache files: nothing was evicted, the test proves nothing"
+    if [ "$(($(stat_of "$mp" spansFetched) + $(stat_of "$mp" spanStartsFetched) + $(stat_of "$mp" filesCopied)))" -le "$files" ]; then
+        fail "eviction: $(stat_of "$mp" spansFetched) spans + $(stat_of "$mp" spanStartsFetched) starts fetched + $(stat_of "$mp" filesCopied) file copies <= $files cache files: nothing was evicted, the test proves nothing"
     fi
     do_umount "eviction" "$mp"
 }
@@ -864,6 +878,85 @@ test_remount() {
         fail "remount: bytesFetched '$bf' after the remount, want 0 ($(stats_brief "$mp"))"
     fi
     do_umount "remount: second mount" "$mp"
+}
+
+test_passthrough() {
+    local d=$T_DIR mp m reads opens size copy rc out
+    need_debian || return
+    mp=$d/mnt
+    m=$d/merged
+    do_mount "passthrough" "$tmpd/debian.clip" "$mp" --cache "$d/cache" || return
+    read_ok "passthrough: first read (spans fetched)" "$mp" "$D_BIG" debian || return
+    if poll_stat "$mp" filesCopied 1 20; then
+        pass "passthrough: a copy of /$D_BIG entered the cache once it was read whole"
+    else
+        fail "passthrough: filesCopied '$POLL_VAL' 20 s after /$D_BIG was read whole, want 1"
+        return
+    fi
+    [ "$(stat_of "$mp" passthroughOpens)" = 0 ] || fail "passthrough: an open passed through before any copy existed"
+    size=$(stat -c %s "$REF/debian/rootfs/$D_BIG")
+    copy=$(find "$d/cache" -type f -size "${size}c" | head -n 1)
+    if [ -n "$copy" ] && cmp -s "$copy" "$REF/debian/rootfs/$D_BIG"; then
+        pass "passthrough: the copy ${copy#"$d/cache/"} holds umoci's /$D_BIG"
+    else
+        fail "passthrough: no cache file of $size bytes equals umoci's /$D_BIG (found '${copy#"$d/cache/"}')"
+    fi
+    reads=$(stat_of "$mp" reads)
+    opens=$(stat_of "$mp" passthroughOpens)
+    echo 1 >/proc/sys/vm/drop_caches # a daemon-served open would have to ask again
+    read_ok "passthrough: read after the page cache was dropped" "$mp" "$D_BIG" debian || return
+    if [ "$(stat_of "$mp" passthroughOpens)" -gt "$opens" ] && [ "$(stat_of "$mp" reads)" = "$reads" ]; then
+        pass "passthrough: the open passed through, the daemon served no read ($(stat_of "$mp" passthroughOpens) passthrough opens, reads $reads)"
+    else
+        fail "passthrough: passthroughOpens $opens -> $(stat_of "$mp" passthroughOpens), reads $reads -> $(stat_of "$mp" reads) (want opens up, reads unchanged)"
+    fi
+
+    # A program mapped from a passthrough file, through an overlayfs stacked on the mount.
+    mkdir -p "$d/t" "$m"
+    mount -t tmpfs -o size=16M,mode=0755 clip-test-upper "$d/t" || { fail "passthrough: mount tmpfs"; return; }
+    push_undo kmount "$d/t"
+    mkdir -p "$d/t/upper" "$d/t/work"
+    if ! mount -t overlay overlay -o "lowerdir=$mp,upperdir=$d/t/upper,workdir=$d/t/work" "$m" 2>"$tmpd/err"; then
+        fail "passthrough: mount -t overlay with lowerdir=$mp: $(errline)"
+        return
+    fi
+    push_undo kmount "$m"
+    out=$(timeout 60 "$m/lib64/ld-linux-x86-64.so.2" --library-path "$m/usr/lib/x86_64-linux-gnu" "$m/$D_BIG" \
+        -e 'print 6 * 7' 2>"$tmpd/err") || true
+    if [ "$out" = 42 ]; then
+        pass "passthrough: /$D_BIG runs from an overlayfs over the mount (printed 42)"
+    else
+        fail "passthrough: /$D_BIG from the overlayfs printed '$out': $(errline)"
+    fi
+    umount "$m" || fail "passthrough: umount the overlay"
+
+    # An inode is never open both ways: opens while a daemon-served one is held stay daemon-served.
+    opens=$(stat_of "$mp" passthroughOpens)
+    exec 3<"$mp/$D_STDCXX"
+    rc=0
+    cmp -s "$mp/$D_STDCXX" "$REF/debian/rootfs/$D_STDCXX" || rc=1 # read whole: its copy is made meanwhile
+    poll_stat "$mp" filesCopied 2 20 || rc=2
+    echo 1 >/proc/sys/vm/drop_caches
+    cmp -s "$mp/$D_STDCXX" "$REF/debian/rootfs/$D_STDCXX" || rc=3 # while fd 3 is open
+    [ "$(stat_of "$mp" passthroughOpens)" = "$opens" ] || rc=4
+    exec 3<&-
+    if [ "$rc" -eq 0 ]; then
+        pass "passthrough: /$D_STDCXX read right while held open as its copy appeared (filesCopied $POLL_VAL, no passthrough open meanwhile)"
+    else
+        fail "passthrough: /$D_STDCXX while held open: step $rc failed (1, 3: bytes differ; 2: no copy; 4: an open passed through)"
+    fi
+    for _ in $(seq 20); do # the release of fd 3 reaches the daemon after close returns
+        sleep 0.1
+        cmp -s "$mp/$D_STDCXX" "$REF/debian/rootfs/$D_STDCXX" || { rc=5; break; }
+        [ "$(stat_of "$mp" passthroughOpens)" -gt "$opens" ] && break
+    done
+    if [ "$rc" -eq 0 ] && [ "$(stat_of "$mp" passthroughOpens)" -gt "$opens" ]; then
+        pass "passthrough: once closed, /$D_STDCXX opens with passthrough and reads right"
+    else
+        fail "passthrough: after closing, /$D_STDCXX: rc $rc, passthroughOpens $opens -> $(stat_of "$mp" passthroughOpens)"
+    fi
+    grep -q 'passthrough refused' "$(mount_log "$mp")" 2>/dev/null && fail "passthrough: the log says passthrough was refused"
+    do_umount "passthrough" "$mp"
 }
 
 test_faults() {

@@ -1,3 +1,4 @@
+import CClipShims
 import Foundation
 
 #if canImport(Glibc)
@@ -73,6 +74,23 @@ public final class File: @unchecked Sendable {
     }
   }
 
+  /// Appends `count` bytes at `offset` of `source` at the current position, copied by the kernel
+  /// (`copy_file_range`; through a buffer where the filesystems cannot).
+  public func append(from source: File, offset: UInt64, count: Int) throws {
+    var from = off_t(offset)
+    var left = count
+    while left > 0 {
+      let n = retryingEINTR { clip_copy_file_range(source.fd, &from, fd, left) }
+      if n < 0, [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP].contains(errno) { break }
+      guard n >= 0 else { throw ClipError.system("copy_file_range", path) }
+      guard n > 0 else { throw ClipError(.corrupt, "\(source.path) ends at \(from), before \(offset + UInt64(count))") }
+      left -= n
+    }
+    guard left > 0 else { return }
+    let chunk = try source.read(count: left, at: UInt64(from))
+    try chunk.withUnsafeBytes { try write($0) }
+  }
+
   /// Flushes the file's data to stable storage.
   public func sync() throws {
     guard fsync(fd) == 0 else { throw ClipError.system("fsync", path) }
@@ -96,10 +114,16 @@ public final class File: @unchecked Sendable {
   /// caches that can be rebuilt skip it), then renamed over `path`. Nothing is left at `path` (or beside it) if
   /// writing fails.
   public static func writeAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = true) throws {
+    try writeAtomically(path, sync: sync) { file in try bytes.withUnsafeBytes { try file.write($0) } }
+  }
+
+  /// Writes `path` atomically with `write`, which fills the temporary file it is given: the same guarantees as
+  /// `writeAtomically(_:_:sync:)`.
+  public static func writeAtomically(_ path: String, sync: Bool = true, _ write: (File) throws -> Void) throws {
     let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     do {
       let file = try File(path: temporary, flags: O_WRONLY | O_CREAT | O_EXCL)
-      try bytes.withUnsafeBytes { try file.write($0) }
+      try write(file)
       if sync { try file.sync() }
       guard rename(temporary, path) == 0 else { throw ClipError.system("rename", path) }
     } catch {

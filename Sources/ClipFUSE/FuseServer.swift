@@ -17,9 +17,15 @@ import Synchronization
 /// to cache everything: long entry and attribute timeouts, `keep_cache`, cached symlinks and directory listings.
 /// Inode numbers are the tree's inode indexes plus one, so hard links share one.
 ///
+/// Where the kernel offers passthrough (6.9 and later), a file of at least `passthroughMinimum` bytes whose data the
+/// disk cache holds as one copy is opened with that copy as its backing file: the kernel then reads it (and maps it)
+/// without asking us. The copy is made in the background once all of the file's spans are cached
+/// (`SpanStore.copyFile`). An inode is never open both ways at once (the kernel refuses that).
+///
 /// ## Concurrency model
 /// libfuse calls the operations from several threads at once. Everything they read is immutable or thread-safe
-/// (the tree, the span store); the logger serializes itself.
+/// (the tree, the span store); the open counts of passthrough candidates are behind a mutex; the logger serializes
+/// itself.
 public final class FuseServer: @unchecked Sendable {
   /// The tree served.
   public let tree: MergedTree
@@ -30,6 +36,9 @@ public final class FuseServer: @unchecked Sendable {
   /// Where problems are reported (a read that fails names layer and span).
   public let log: @Sendable (String) -> Void
   private var session: OpaquePointer?
+  /// The session's userdata: this server, and what the INIT exchange decided about passthrough.
+  private let sessionData: UnsafeMutablePointer<clip_fuse_session_data>
+  private let passthrough = Mutex(Passthrough())
   /// Whether the kernel takes ENOSYS from opendir as "no opendir or releasedir needed" (known at init).
   private let opendirOptional = Atomic<Bool>(false)
   private let timeout: Double = 86_400
@@ -40,12 +49,16 @@ public final class FuseServer: @unchecked Sendable {
     self.store = store
     self.mountpoint = mountpoint
     self.log = log
+    sessionData = .allocate(capacity: 1)
+    sessionData.initialize(to: clip_fuse_session_data())
     canonicalMountpoint =
       realpath(mountpoint, nil).map { path in
         defer { free(path) }
         return String(cString: path)
       } ?? mountpoint
   }
+
+  deinit { sessionData.deallocate() }
 
   /// The mountpoint with symlinks resolved, taken before mounting (afterwards, looking at the path would wait for
   /// this very server).
@@ -62,6 +75,7 @@ public final class FuseServer: @unchecked Sendable {
     ops.readlink = fuseReadlink
     ops.open = fuseOpen
     ops.read = fuseRead
+    ops.release = fuseRelease
     ops.opendir = fuseOpendir
     ops.readdir = fuseReaddir
     ops.readdirplus = fuseReaddirplus
@@ -71,13 +85,18 @@ public final class FuseServer: @unchecked Sendable {
     let arguments = ["clip", "-o", options]
     var cArguments = arguments.map { strdup($0) }
     defer { cArguments.forEach { free($0) } }
-    let userdata = Unmanaged.passUnretained(self).toOpaque()
-    guard let session = clip_fuse_session_new(Int32(cArguments.count), &cArguments, &ops, userdata) else {
+    sessionData.pointee.server = Unmanaged.passUnretained(self).toOpaque()
+    // Passthrough needs the disk cache's copies, and reads noted for a profile must all come here.
+    sessionData.pointee.want_passthrough = store.disk != nil && !store.recording ? 1 : 0
+    guard let session = clip_fuse_session_new(Int32(cArguments.count), &cArguments, &ops, sessionData) else {
       throw ClipError(.system, "cannot start a FUSE session (options: \(options))")
     }
     guard fuse_session_mount(session, mountpoint) == 0 else {
       fuse_session_destroy(session)
       throw ClipError(.system, "cannot mount FUSE on \(mountpoint) (is /dev/fuse there, and are we root?)")
+    }
+    if sessionData.pointee.want_passthrough != 0, clip_fuse_use_passthrough_io(session) != 0 {
+      sessionData.pointee.want_passthrough = 0
     }
     self.session = session
     raiseReadahead()
@@ -218,7 +237,96 @@ public final class FuseServer: @unchecked Sendable {
     guard tree.inodes[Int(number)].kind != .directory else { return reply(req, EISDIR) }
     guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { return reply(req, EROFS) }
     fi.pointee.keep_cache = 1
+    fi.pointee.fh = Handle.plain
+    guard let (layer, range) = passthroughCandidate(number), let session else {
+      fuse_reply_open(req, fi)
+      return
+    }
+    let backing = passthrough.withLock { state -> Int32? in
+      var opens = state.opens[number, default: Opens()]
+      defer { state.opens[number] = opens }
+      if opens.passthrough > 0 {
+        opens.passthrough += 1
+        return opens.backing
+      }
+      if opens.cached == 0, !state.refused, let copy = store.fileCopy(layer: layer, range: range) {
+        let backing = clip_fuse_backing_open(session, copy.fd)
+        if backing > 0 {
+          opens.passthrough = 1
+          opens.backing = backing
+          return backing
+        }
+        state.refused = true
+        log("kernel passthrough refused (\(String(cString: strerror(errno))), backing file \(copy.path)): serving reads")
+      }
+      opens.cached += 1
+      return nil
+    }
+    if let backing {
+      store.stats.countPassthroughOpen()
+      clip_fuse_reply_open_passthrough(req, Handle.passthrough, backing)
+      return
+    }
+    fi.pointee.fh = Handle.counted
     fuse_reply_open(req, fi)
+    store.copyFile(layer: layer, range: range)  // if its spans are cached by now: the next open passes through
+  }
+
+  /// What an open file's handle says about it.
+  enum Handle {
+    /// Not a passthrough candidate.
+    static let plain: UInt64 = 0
+    /// A candidate opened with reads served here (counted in `Opens.cached`).
+    static let counted: UInt64 = 1
+    /// Opened with kernel passthrough (counted in `Opens.passthrough`).
+    static let passthrough: UInt64 = 2
+  }
+
+  /// Open counts of passthrough candidates, and whether the kernel refused a backing file.
+  struct Passthrough {
+    var opens: [Int32: Opens] = [:]
+    var refused = false
+  }
+
+  /// How an inode is open now (as far as we know: the kernel forgets a file before it tells us, never after).
+  struct Opens {
+    var cached = 0
+    var passthrough = 0
+    var backing: Int32 = 0
+  }
+
+  /// The smallest file served by passthrough: below it the copy is not worth its disk space.
+  static let passthroughMinimum: UInt64 = 1 << 20
+
+  /// Layer and tar-stream range of a regular file that may be served by passthrough (large enough, on a
+  /// connection that agreed to it), or nil.
+  private func passthroughCandidate(_ number: Int32) -> (layer: Int, range: Range<UInt64>)? {
+    guard clip_fuse_passthrough_enabled(sessionData) != 0, let entry = tree.entry(of: number),
+      entry.kind == .regular, entry.size >= Self.passthroughMinimum
+    else { return nil }
+    return (Int(tree.inodes[Int(number)].layer), entry.dataOffset..<entry.dataOffset + entry.size)
+  }
+
+  func release(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
+    let handle = fi.pointee.fh
+    fuse_reply_err(req, 0)
+    guard handle != Handle.plain, let number = inode(ino), let session else { return }
+    let close = passthrough.withLock { state -> Int32? in
+      guard var opens = state.opens[number] else { return nil }
+      var close: Int32?
+      if handle == Handle.passthrough {
+        opens.passthrough -= 1
+        if opens.passthrough == 0 { close = opens.backing }
+      } else {
+        opens.cached -= 1
+      }
+      state.opens[number] = opens.cached == 0 && opens.passthrough == 0 ? nil : opens
+      return close
+    }
+    if let close { clip_fuse_backing_close(session, close) }
+    if handle == Handle.counted, let (layer, range) = passthroughCandidate(number) {
+      store.copyFile(layer: layer, range: range)  // read whole by now, perhaps
+    }
   }
 
   func read(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t) {
@@ -374,14 +482,20 @@ public final class FuseServer: @unchecked Sendable {
 // MARK: - C callbacks (no captures: the server comes from the session's userdata)
 
 private func server(_ req: fuse_req_t?) -> FuseServer? {
-  guard let req, let userdata = fuse_req_userdata(req) else { return nil }
-  return Unmanaged<FuseServer>.fromOpaque(userdata).takeUnretainedValue()
+  guard let req else { return nil }
+  return server(userdata: fuse_req_userdata(req))
+}
+
+private func server(userdata: UnsafeMutableRawPointer?) -> FuseServer? {
+  guard let userdata, let server = userdata.assumingMemoryBound(to: clip_fuse_session_data.self).pointee.server
+  else { return nil }
+  return Unmanaged<FuseServer>.fromOpaque(server).takeUnretainedValue()
 }
 
 private let fuseInit: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<fuse_conn_info>?) -> Void = {
   userdata, conn in
-  guard let userdata, let conn else { return }
-  Unmanaged<FuseServer>.fromOpaque(userdata).takeUnretainedValue().initialize(conn)
+  guard let conn, let server = server(userdata: userdata) else { return }
+  server.initialize(conn)
 }
 
 private let fuseLookup: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafePointer<CChar>?) -> Void = { req, parent, name in
@@ -412,6 +526,12 @@ private let fuseRead:
     guard let req, let server = server(req) else { return }
     server.read(req, ino, size, offset)
   }
+
+private let fuseRelease: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
+  req, ino, fi in
+  guard let req, let fi, let server = server(req) else { return }
+  server.release(req, ino, fi)
+}
 
 private let fuseOpendir: @convention(c) (fuse_req_t?, fuse_ino_t, UnsafeMutablePointer<fuse_file_info>?) -> Void = {
   req, ino, fi in

@@ -114,15 +114,33 @@ public final class DiskCache: Sendable {
     }
   }
 
+  /// Whether `key` is cached (its last use is not changed).
+  public func contains(_ key: SpanKey) -> Bool { state.withLock { $0.entries[key] != nil } }
+
   /// Stores a verified span; returns the cache file opened for reading, or nil if it could not be stored (a full
   /// disk is reported once, and reads go on from memory).
   @discardableResult
   public func store(_ key: SpanKey, _ bytes: [UInt8]) -> File? {
+    write(key, size: UInt64(bytes.count)) { file in try bytes.withUnsafeBytes { try file.write($0) } }
+  }
+
+  /// Stores the concatenation of `pieces` (ranges of cached files, in order) as the entry `key`, copied by the
+  /// kernel: a whole file's data, for kernel passthrough. Returns it opened for reading, or nil.
+  @discardableResult
+  public func storeCopy(_ key: SpanKey, of pieces: [(file: File, offset: UInt64, count: Int)]) -> File? {
+    write(key, size: pieces.reduce(0) { $0 + UInt64($1.count) }) { file in
+      for piece in pieces { try file.append(from: piece.file, offset: piece.offset, count: piece.count) }
+    }
+  }
+
+  /// Writes the entry `key` atomically with `fill`, accounts for it and evicts the least recently used entries over
+  /// the limit.
+  private func write(_ key: SpanKey, size: UInt64, _ fill: (File) throws -> Void) -> File? {
     let target = path(key)
     do {
       try FileManager.default.createDirectory(
         atPath: "\(root)/\(key.layer.hex)", withIntermediateDirectories: true)
-      try File.writeAtomically(target, bytes)  // synced: after a crash a cache file is whole or absent
+      try File.writeAtomically(target, fill)  // synced: after a crash a cache file is whole or absent
     } catch let error as ClipError {
       let report = state.withLock { state -> Bool in
         defer { state.fullWarned = true }
@@ -136,8 +154,8 @@ public final class DiskCache: Sendable {
     let evict = state.withLock { state -> [SpanKey] in
       state.clock += 1
       if let old = state.entries[key] { state.total -= old.size }
-      state.entries[key] = (UInt64(bytes.count), state.clock)
-      state.total += UInt64(bytes.count)
+      state.entries[key] = (size, state.clock)
+      state.total += size
       var victims: [SpanKey] = []
       if state.total > limit {
         for (victim, entry) in state.entries.sorted(by: { $0.value.used < $1.value.used }) {

@@ -38,8 +38,8 @@ public final class SpanStore: Sendable {
   public let stats = StoreStats()
   private let memory: Mutex<MemorySpans>
   private let flights = Mutex<[SpanKey: Flight]>([:])
-  /// Whether reads are noted in `touched`.
-  private let recording: Bool
+  /// Whether reads are noted for a profile (so every read must come here: no kernel passthrough).
+  public let recording: Bool
   private let touched = Mutex<TouchLog>(TouchLog())
   /// Spans whose fetch just failed, and when: the kernel retries a failed readahead as a plain read at once, and it
   /// should get the same answer then rather than wait out another timeout. Forgotten after `failureMemory` nanoseconds.
@@ -54,8 +54,10 @@ public final class SpanStore: Sendable {
   let activeReads = Atomic<Int>(0)
   /// Decoded spans on their way to the disk cache, served from here until written.
   private let pending = Mutex<[SpanKey: [UInt8]]>([:])
-  /// Writes fetched spans to the disk cache after the reads that wanted them were answered.
+  /// Writes fetched spans to the disk cache after the reads that wanted them were answered, and whole-file copies.
   private let writer = DispatchQueue(label: "clip.span-cache-writer")
+  /// Whole-file copies asked for and not yet made.
+  private let copying = Mutex<Set<SpanKey>>([])
 
   /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache); a
   /// span whose fetch failed fails again at once for `failureMemory` seconds. With `recording`, reads are noted for
@@ -346,7 +348,44 @@ public final class SpanStore: Sendable {
     return .bytes(bytes)
   }
 
-  /// Waits until every span fetched so far is in the disk cache (or given up on).
+  // MARK: - Whole-file copies (kernel passthrough)
+
+  /// The disk cache's copy of tar-stream bytes `range` of layer `layer` (a whole file's data), opened, or nil.
+  public func fileCopy(layer: Int, range: Range<UInt64>) -> File? {
+    disk?.open(SpanKey(layer: index.layerIndexes[layer].digest, range: range))
+  }
+
+  /// Copies tar-stream bytes `range` of layer `layer` (a whole file's data) into the disk cache as one file, in the
+  /// background after the span writes before it, if every span holding them is in the disk cache (nothing is
+  /// fetched for it), no copy exists, and it takes at most a quarter of the cache.
+  public func copyFile(layer: Int, range: Range<UInt64>) {
+    guard let disk, UInt64(range.count) <= disk.limit / 4 else { return }
+    let key = SpanKey(layer: index.layerIndexes[layer].digest, range: range)
+    guard !disk.contains(key), copying.withLock({ $0.insert(key).inserted }) else { return }
+    writer.async { [self] in
+      defer { copying.withLock { _ = $0.remove(key) } }
+      guard !disk.contains(key), let pieces = cachedPieces(layer: layer, range: range) else { return }
+      if disk.storeCopy(key, of: pieces) != nil { stats.filesCopied.add(1, ordering: .relaxed) }
+    }
+  }
+
+  /// Where tar-stream bytes `range` of layer `layer` lie in cache files, or nil if any of them is not on disk.
+  private func cachedPieces(layer: Int, range: Range<UInt64>) -> [(file: File, offset: UInt64, count: Int)]? {
+    let layerIndex = index.layerIndexes[layer]
+    guard !range.isEmpty, range.upperBound <= layerIndex.uncompressedSize else { return nil }
+    var pieces: [(file: File, offset: UInt64, count: Int)] = []
+    for span in layerIndex.span(containing: range.lowerBound)...layerIndex.span(containing: range.upperBound - 1) {
+      let spanRange = layerIndex.uncompressedRange(ofSpan: span)
+      let end = min(range.upperBound, spanRange.upperBound)
+      let found = lookup(key(layer: layer, span: span)) ?? cachedStart(layer: layer, span: span, reaching: end)
+      guard case .file(let file) = found else { return nil }
+      let from = max(range.lowerBound, spanRange.lowerBound)
+      pieces.append((file, from - spanRange.lowerBound, Int(end - from)))
+    }
+    return pieces
+  }
+
+  /// Waits until every span fetched so far is in the disk cache (or given up on), and every copy asked for is made.
   public func flushWrites() { writer.sync {} }
 
   /// Fetches consecutive spans with one range request; verifies and decodes each.

@@ -14,10 +14,15 @@ public final class StoreStats: Sendable {
   let misses = Atomic<UInt64>(0)
   let failures = Atomic<UInt64>(0)
   let prefetched = Atomic<UInt64>(0)
+  let filesCopied = Atomic<UInt64>(0)
+  private let passthroughOpens = Atomic<UInt64>(0)
   private let latencies = Mutex<[UInt64]>([UInt64](repeating: 0, count: 40))
 
   /// Creates zeroed counters.
   public init() {}
+
+  /// Counts an open answered with kernel passthrough (its reads never reach the store).
+  public func countPassthroughOpen() { passthroughOpens.add(1, ordering: .relaxed) }
 
   /// Records one read's latency.
   public func recordRead(nanoseconds: UInt64) {
@@ -45,7 +50,8 @@ public final class StoreStats: Sendable {
       spanStartsFetched: spanStartsFetched.load(ordering: .relaxed), requests: requests.load(ordering: .relaxed),
       cacheHits: hits.load(ordering: .relaxed),
       cacheMisses: misses.load(ordering: .relaxed), failures: failures.load(ordering: .relaxed),
-      spansPrefetched: prefetched.load(ordering: .relaxed), reads: total, readLatencyP50Ms: percentile(0.5),
+      spansPrefetched: prefetched.load(ordering: .relaxed), filesCopied: filesCopied.load(ordering: .relaxed),
+      passthroughOpens: passthroughOpens.load(ordering: .relaxed), reads: total, readLatencyP50Ms: percentile(0.5),
       readLatencyP90Ms: percentile(0.9), readLatencyP99Ms: percentile(0.99))
   }
 }
@@ -68,6 +74,10 @@ public struct StatsSnapshot: Codable, Sendable, Equatable {
   public var failures: UInt64
   /// Spans fetched by prefetching.
   public var spansPrefetched: UInt64
+  /// Whole-file copies made in the disk cache (for kernel passthrough).
+  public var filesCopied: UInt64
+  /// Opens answered with kernel passthrough: their reads go straight to the file's copy, never through `reads`.
+  public var passthroughOpens: UInt64
   /// File reads served.
   public var reads: UInt64
   /// Read latency percentiles, milliseconds (upper bound of a power-of-two bucket).
@@ -90,6 +100,8 @@ public struct StatsSnapshot: Codable, Sendable, Equatable {
       ("clip_cache_misses_total", "Span lookups that needed a fetch.", cacheMisses),
       ("clip_fetch_failures_total", "Fetches that failed.", failures),
       ("clip_prefetched_spans_total", "Spans fetched ahead of reads.", spansPrefetched),
+      ("clip_file_copies_total", "Whole-file copies made in the disk cache for kernel passthrough.", filesCopied),
+      ("clip_passthrough_opens_total", "Opens answered with kernel passthrough.", passthroughOpens),
       ("clip_reads_total", "File reads served.", reads),
     ]
     var text = ""
