@@ -257,7 +257,8 @@ public final class FuseServer: @unchecked Sendable {
           return backing
         }
         state.refused = true
-        log("kernel passthrough refused (\(String(cString: strerror(errno))), backing file \(copy.path)): serving reads")
+        log(
+          "kernel passthrough refused (\(String(cString: strerror(errno))), backing file \(copy.path)): serving reads")
       }
       opens.cached += 1
       return nil

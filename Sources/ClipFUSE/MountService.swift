@@ -81,8 +81,8 @@ public final class MountService: @unchecked Sendable {
     startWarming()
     startPrefetch()
     let result = server.run(threads: threads)
+    reader.store.flushWrites()  // before the endpoint goes: `clip umount` waits for that, so the cache is complete
     endpoint?.close()
-    reader.store.flushWrites()
     writeProfile()
     return result
   }
@@ -90,8 +90,8 @@ public final class MountService: @unchecked Sendable {
   /// Ends the daemon now, without waiting for the kernel to end the FUSE session (a detached mount still in use):
   /// closes the statistics endpoint, writes the profile if asked, and exits, which aborts the connection.
   public func finishAbruptly() -> Never {
-    endpoint?.close()
     reader.store.flushWrites()
+    endpoint?.close()
     writeProfile()
     log("exiting")
     exit(0)

@@ -25,7 +25,9 @@ public struct SpanKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The on-disk cache of decoded spans, shared by every mount on the host: `ROOT/<layer hex>/<start>-<end>`, each
-/// file written whole and renamed into place, so a file that exists is complete and verified. It keeps under a size
+/// file written whole and renamed into place, so a file that exists is complete and verified. An entry is any range
+/// of a layer's tar stream: a span, a span's start, or a whole file's data copied from cached spans (for kernel
+/// passthrough). It keeps under a size
 /// limit by evicting the least recently used spans, and finds its files again after a restart.
 ///
 /// ## Concurrency model
@@ -62,7 +64,7 @@ public final class DiskCache: Sendable {
         let path = root + "/" + layer + "/" + name
         let parts = name.split(separator: "-")
         guard parts.count == 2, let start = UInt64(parts[0]), let end = UInt64(parts[1]), end > start else {
-          unlink(path)  // a temporary file left by a crash
+          if !Self.isBeingWritten(name) { unlink(path) }  // a temporary file left by a crash
           continue
         }
         var st = stat()
@@ -77,6 +79,15 @@ public final class DiskCache: Sendable {
       state.total += size
     }
     self.state = Mutex(state)
+  }
+
+  /// Whether `name` is a temporary file (`File.writeAtomically`: `….tmp-PID-RANDOM`) of a process still running:
+  /// another mount sharing the cache may be writing it now.
+  static func isBeingWritten(_ name: String) -> Bool {
+    guard let marker = name.range(of: ".tmp-"),
+      let pid = name[marker.upperBound...].split(separator: "-").first.flatMap({ Int32($0) }), pid > 0
+    else { return false }
+    return kill(pid, 0) == 0 || errno == EPERM
   }
 
   func path(_ key: SpanKey) -> String { "\(root)/\(key.layer.hex)/\(key.range.lowerBound)-\(key.range.upperBound)" }

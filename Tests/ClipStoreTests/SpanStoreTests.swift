@@ -101,6 +101,44 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     #expect(reopened.open(store.key(layer: 0, span: 5)) != nil)
   }
 
+  @Test func wholeFileCopiesComeOnlyFromCachedSpans() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let source = CountingSource(inner)
+    let root = directory + "/cache"
+    let entry = try #require(index.layerIndexes[0].entries.first { $0.kind == .regular })
+    let range = entry.dataOffset..<entry.dataOffset + entry.size
+    let store = SpanStore(index: index, source: source, disk: try DiskCache(root: root, limit: 1 << 30))
+    store.copyFile(layer: 0, range: range)
+    store.flushWrites()
+    #expect(store.fileCopy(layer: 0, range: range) == nil)  // no span cached: no copy, and nothing fetched for one
+    #expect(source.reads.isEmpty)
+    var offset: UInt64 = 0
+    while offset < entry.size {
+      let count = Int(min(700_000, entry.size - offset))
+      _ = try store.read(layer: 0, offset: entry.dataOffset + offset, count: count)
+      offset += UInt64(count)
+    }
+    store.flushWrites()
+    let fetched = source.reads.count
+    store.copyFile(layer: 0, range: range)
+    store.flushWrites()
+    let copy = try #require(store.fileCopy(layer: 0, range: range))
+    #expect(try copy.read(count: Int(entry.size), at: 0) == content)
+    #expect(try copy.size() == entry.size)
+    #expect(store.stats.snapshot().filesCopied == 1)
+    #expect(source.reads.count == fetched)
+    // Found again after a restart; not made where it would take more than a quarter of the cache.
+    let reopened = SpanStore(index: index, source: source, disk: try DiskCache(root: root, limit: 1 << 30))
+    #expect(reopened.fileCopy(layer: 0, range: range) != nil)
+    let small = SpanStore(
+      index: index, source: source, disk: try DiskCache(root: directory + "/small", limit: entry.size * 3))
+    _ = try small.read(layer: 0, offset: entry.dataOffset, count: Int(entry.size))
+    small.copyFile(layer: 0, range: range)
+    small.flushWrites()
+    #expect(small.fileCopy(layer: 0, range: range) == nil)
+  }
+
   @Test func readsNearASpanStartFetchOnlyItsFirstPieces() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (index, inner) = try image()
