@@ -38,14 +38,24 @@ public final class FuseServer: @unchecked Sendable {
   private var session: OpaquePointer?
   /// The session's userdata: this server, and what the INIT exchange decided about passthrough.
   private let sessionData: UnsafeMutablePointer<clip_fuse_session_data>
-  private let passthrough = Mutex(Passthrough())
+  /// Whether to ask the kernel for passthrough.
+  private let wantsPassthrough: Bool
+  /// How passthrough candidates are open now, by inode.
+  private let openCounts = Mutex<[Int32: Opens]>([:])
+  /// Set once the kernel refused a backing file (a cache on a stacked filesystem): no more passthrough, no copies.
+  private let passthroughRefused = Atomic<Bool>(false)
   /// Whether the kernel takes ENOSYS from opendir as "no opendir or releasedir needed" (known at init).
   private let opendirOptional = Atomic<Bool>(false)
   private let timeout: Double = 86_400
 
-  /// Creates a server for `tree`, reading file data from `store`.
-  public init(tree: MergedTree, store: SpanStore, mountpoint: String, log: @escaping @Sendable (String) -> Void) {
+  /// Creates a server for `tree`, reading file data from `store`; with `passthrough`, large files whose copy the
+  /// disk cache holds are read by the kernel (not with a profile being recorded, nor without a disk cache).
+  public init(
+    tree: MergedTree, store: SpanStore, mountpoint: String, passthrough: Bool = true,
+    log: @escaping @Sendable (String) -> Void
+  ) {
     self.tree = tree
+    wantsPassthrough = passthrough && store.disk != nil && !store.recording
     self.store = store
     self.mountpoint = mountpoint
     self.log = log
@@ -86,8 +96,7 @@ public final class FuseServer: @unchecked Sendable {
     var cArguments = arguments.map { strdup($0) }
     defer { cArguments.forEach { free($0) } }
     sessionData.pointee.server = Unmanaged.passUnretained(self).toOpaque()
-    // Passthrough needs the disk cache's copies, and reads noted for a profile must all come here.
-    sessionData.pointee.want_passthrough = store.disk != nil && !store.recording ? 1 : 0
+    sessionData.pointee.want_passthrough = wantsPassthrough ? 1 : 0
     guard let session = clip_fuse_session_new(Int32(cArguments.count), &cArguments, &ops, sessionData) else {
       throw ClipError(.system, "cannot start a FUSE session (options: \(options))")
     }
@@ -242,21 +251,21 @@ public final class FuseServer: @unchecked Sendable {
       fuse_reply_open(req, fi)
       return
     }
-    let backing = passthrough.withLock { state -> Int32? in
-      var opens = state.opens[number, default: Opens()]
-      defer { state.opens[number] = opens }
+    let backing = openCounts.withLock { table -> Int32? in
+      var opens = table[number, default: Opens()]
+      defer { table[number] = opens }
       if opens.passthrough > 0 {
         opens.passthrough += 1
         return opens.backing
       }
-      if opens.cached == 0, !state.refused, let copy = store.fileCopy(layer: layer, range: range) {
+      if opens.cached == 0, let copy = store.fileCopy(layer: layer, range: range) {
         let backing = clip_fuse_backing_open(session, copy.fd)
         if backing > 0 {
           opens.passthrough = 1
           opens.backing = backing
           return backing
         }
-        state.refused = true
+        passthroughRefused.store(true, ordering: .relaxed)
         log(
           "kernel passthrough refused (\(String(cString: strerror(errno))), backing file \(copy.path)): serving reads")
       }
@@ -283,12 +292,6 @@ public final class FuseServer: @unchecked Sendable {
     static let passthrough: UInt64 = 2
   }
 
-  /// Open counts of passthrough candidates, and whether the kernel refused a backing file.
-  struct Passthrough {
-    var opens: [Int32: Opens] = [:]
-    var refused = false
-  }
-
   /// How an inode is open now (as far as we know: the kernel forgets a file before it tells us, never after).
   struct Opens {
     var cached = 0
@@ -302,7 +305,8 @@ public final class FuseServer: @unchecked Sendable {
   /// Layer and tar-stream range of a regular file that may be served by passthrough (large enough, on a
   /// connection that agreed to it), or nil.
   private func passthroughCandidate(_ number: Int32) -> (layer: Int, range: Range<UInt64>)? {
-    guard clip_fuse_passthrough_enabled(sessionData) != 0, let entry = tree.entry(of: number),
+    guard clip_fuse_passthrough_enabled(sessionData) != 0, !passthroughRefused.load(ordering: .relaxed),
+      let entry = tree.entry(of: number),
       entry.kind == .regular, entry.size >= Self.passthroughMinimum
     else { return nil }
     return (Int(tree.inodes[Int(number)].layer), entry.dataOffset..<entry.dataOffset + entry.size)
@@ -312,8 +316,8 @@ public final class FuseServer: @unchecked Sendable {
     let handle = fi.pointee.fh
     fuse_reply_err(req, 0)
     guard handle != Handle.plain, let number = inode(ino), let session else { return }
-    let close = passthrough.withLock { state -> Int32? in
-      guard var opens = state.opens[number] else { return nil }
+    let close = openCounts.withLock { table -> Int32? in
+      guard var opens = table[number] else { return nil }
       var close: Int32?
       if handle == Handle.passthrough {
         opens.passthrough -= 1
@@ -321,7 +325,7 @@ public final class FuseServer: @unchecked Sendable {
       } else {
         opens.cached -= 1
       }
-      state.opens[number] = opens.cached == 0 && opens.passthrough == 0 ? nil : opens
+      table[number] = opens.cached == 0 && opens.passthrough == 0 ? nil : opens
       return close
     }
     if let close { clip_fuse_backing_close(session, close) }

@@ -47,15 +47,17 @@ public final class MountService: @unchecked Sendable {
 
   /// Prepares a mount of `index` (blobs from `source`) at `mountpoint`, caching spans in `cache` (nil: memory only);
   /// with `layer`, of that layer's own tree in overlay form (a lower layer for overlayfs). The files at `warm` are
-  /// fetched as soon as it serves.
+  /// fetched as soon as it serves. With `passthrough`, large cached files are read by the kernel (`FuseServer`).
   public init(
     index: ImageIndex, source: any ImageSource, mountpoint: String, cache: DiskCache?, prefetch: PrefetchPolicy,
-    record: String?, warm: [String] = [], layer: Int? = nil, log: @escaping @Sendable (String) -> Void
+    record: String?, warm: [String] = [], layer: Int? = nil, passthrough: Bool = true,
+    log: @escaping @Sendable (String) -> Void
   ) throws {
     self.layer = layer
     reader = try ImageReader(
       index: index, source: source, disk: cache, memorySpans: 8, layer: layer, recording: record != nil)
-    server = FuseServer(tree: reader.tree, store: reader.store, mountpoint: mountpoint, log: log)
+    server = FuseServer(
+      tree: reader.tree, store: reader.store, mountpoint: mountpoint, passthrough: passthrough, log: log)
     self.prefetch = prefetch
     self.record = record
     self.warm = warm

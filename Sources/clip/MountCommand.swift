@@ -51,6 +51,10 @@ struct MountCommand: ParsableCommand {
 
   @OptionGroup var registry: RegistryOptions
 
+  @Flag(
+    help: "Serve every read from the daemon: no kernel passthrough, so no whole-file copies in the cache either.")
+  var noPassthrough = false
+
   @Flag(help: "Stay in the foreground (default: detach once mounted).")
   var foreground = false
 
@@ -117,7 +121,7 @@ struct MountCommand: ParsableCommand {
       }
       service = try MountService(
         index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record,
-        warm: warm, layer: layerNumber, log: log)
+        warm: warm, layer: layerNumber, passthrough: !noPassthrough, log: log)
       try service.start()
     } catch {
       if let readyFd { Daemon.report("\(error)", on: readyFd) }
