@@ -178,7 +178,7 @@ for p in os.listdir("/proc"):
 EOF
 }
 # our_daemon_pids -> `clip mount` processes with an argument below $tmpd
-our_daemon_pids() { daemon_pids | while read -r p; do tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -q "^$tmpd/" && echo "$p"; done; }
+our_daemon_pids() { daemon_pids | while read -r p; do if tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -q "^$tmpd/"; then echo "$p"; fi; done; }
 
 # mount_id MP -> the 16 hex digits naming /run/clip/mounts/<id>.{sock,log}
 mount_id() { printf %s "$1" | sha256sum | cut -c1-16; }
