@@ -47,6 +47,11 @@
 #                held open in the daemon-served mode while its copy appears:
 #                more opens meanwhile read right (never EIO), and once it is
 #                closed, the next open passes through
+#   readahead    debian, empty cache: opening /etc/hostname fetches the
+#                spans of every file in /etc in the background
+#                (spansPrefetched > 0); reading them all then fetches nothing
+#                more and equals umoci's; with --directory-readahead 0, and
+#                for /usr/bin (over 8 MiB), nothing is prefetched
 #   faults       debian through faultproxy.py with --timeout 6: registry
 #                frozen (SIGSTOP), killed, and gone mid-read (proxy
 #                --cut-after --down-after-cut): a read of an unread file
@@ -99,7 +104,7 @@ CLIP=${CLIP:-$INTEG/../.build/debug/clip}
 # shellcheck source=registry/lib.sh
 . "$INTEG/registry/lib.sh"
 
-ALL_TESTS=(cli tree layers lazy concurrency eviction remount passthrough faults nonroot overlay profile prefetch-all)
+ALL_TESTS=(cli tree layers lazy concurrency eviction remount passthrough readahead faults nonroot overlay profile prefetch-all)
 CLIP_CALL_TIMEOUT=120   # any clip command
 READ_TIMEOUT=120        # any read through a mount (a hang is a failure, not a stuck harness)
 FAULT_BOUND=30          # a read that must fail (--timeout 6) must do so within this many seconds
@@ -957,6 +962,50 @@ test_passthrough() {
     fi
     grep -q 'passthrough refused' "$(mount_log "$mp")" 2>/dev/null && fail "passthrough: the log says passthrough was refused"
     do_umount "passthrough" "$mp"
+}
+
+test_readahead() {
+    local d=$T_DIR mp bf rel bad=0
+    need_debian || return
+    mp=$d/mnt
+    do_mount "readahead" "$tmpd/debian.clip" "$mp" --cache "$d/cache" || return
+    read_ok "readahead: first open in /etc" "$mp" etc/hostname debian || return
+    if poll_stat "$mp" spansPrefetched 1 20; then
+        pass "readahead: opening /etc/hostname prefetched $POLL_VAL span(s) of /etc's files"
+    else
+        fail "readahead: spansPrefetched '$POLL_VAL' 20 s after /etc/hostname was opened, want > 0"
+    fi
+    sleep 1 # the rest of the directory's spans settle
+    bf=$(stat_of "$mp" bytesFetched)
+    while read -r rel; do
+        cmp -s "$mp/$rel" "$REF/debian/rootfs/$rel" || { fail "readahead: /$rel differs from umoci's"; bad=1; }
+    done < <(cd "$REF/debian/rootfs" && find etc -maxdepth 1 -type f)
+    if [ "$bad" -eq 0 ] && [ "$(stat_of "$mp" bytesFetched)" = "$bf" ]; then
+        pass "readahead: every file in /etc equals umoci's and reading them fetched nothing more ($bf bytes in all)"
+    else
+        fail "readahead: reading /etc's files: bytesFetched $bf -> $(stat_of "$mp" bytesFetched), bad $bad"
+    fi
+    do_umount "readahead" "$mp" || return
+    rm -rf "$d/cache"
+    do_mount "readahead: off" "$tmpd/debian.clip" "$mp" --cache "$d/cache" --directory-readahead 0 || return
+    read_ok "readahead: off" "$mp" etc/hostname debian || return
+    sleep 1
+    if [ "$(stat_of "$mp" spansPrefetched)" = 0 ]; then
+        pass "readahead: with --directory-readahead 0 nothing was prefetched"
+    else
+        fail "readahead: with --directory-readahead 0, spansPrefetched = $(stat_of "$mp" spansPrefetched)"
+    fi
+    do_umount "readahead: off" "$mp" || return
+    rm -rf "$d/cache"
+    do_mount "readahead: big directory" "$tmpd/debian.clip" "$mp" --cache "$d/cache" || return
+    read_ok "readahead: /usr/bin is over 8 MiB" "$mp" usr/bin/true debian || return
+    sleep 1
+    if [ "$(stat_of "$mp" spansPrefetched)" = 0 ]; then
+        pass "readahead: opening /usr/bin/true prefetched nothing (/usr/bin holds more than 8 MiB)"
+    else
+        fail "readahead: opening /usr/bin/true prefetched $(stat_of "$mp" spansPrefetched) spans"
+    fi
+    do_umount "readahead: big directory" "$mp"
 }
 
 test_faults() {

@@ -38,6 +38,8 @@ public final class FuseServer: @unchecked Sendable {
   private var session: OpaquePointer?
   /// The session's userdata: this server, and what the INIT exchange decided about passthrough.
   private let sessionData: UnsafeMutablePointer<clip_fuse_session_data>
+  /// Reads ahead the directory of each file opened, if asked to.
+  private let directoryReadahead: DirectoryReadahead?
   /// Whether to ask the kernel for passthrough.
   private let wantsPassthrough: Bool
   /// How passthrough candidates are open now, by inode.
@@ -52,9 +54,10 @@ public final class FuseServer: @unchecked Sendable {
   /// disk cache holds are read by the kernel (not with a profile being recorded, nor without a disk cache).
   public init(
     tree: MergedTree, store: SpanStore, mountpoint: String, passthrough: Bool = true,
-    log: @escaping @Sendable (String) -> Void
+    directoryReadahead: DirectoryReadahead? = nil, log: @escaping @Sendable (String) -> Void
   ) {
     self.tree = tree
+    self.directoryReadahead = directoryReadahead
     wantsPassthrough = passthrough && store.disk != nil && !store.recording
     self.store = store
     self.mountpoint = mountpoint
@@ -245,6 +248,7 @@ public final class FuseServer: @unchecked Sendable {
     guard let number = inode(ino) else { return reply(req, ENOENT) }
     guard tree.inodes[Int(number)].kind != .directory else { return reply(req, EISDIR) }
     guard fi.pointee.flags & O_ACCMODE == O_RDONLY else { return reply(req, EROFS) }
+    defer { directoryReadahead?.opened(inode: number) }  // after the reply
     fi.pointee.keep_cache = 1
     fi.pointee.fh = Handle.plain
     guard let (layer, range) = passthroughCandidate(number), let session else {
@@ -274,11 +278,12 @@ public final class FuseServer: @unchecked Sendable {
     }
     if let backing {
       store.stats.countPassthroughOpen()
-      clip_fuse_reply_open_passthrough(req, Handle.passthrough, backing)
+      // An opener gone meanwhile (the kernel dropped the request) sends no release: count it closed here.
+      if clip_fuse_reply_open_passthrough(req, Handle.passthrough, backing) != 0 { closed(number, Handle.passthrough) }
       return
     }
     fi.pointee.fh = Handle.counted
-    fuse_reply_open(req, fi)
+    if fuse_reply_open(req, fi) != 0 { closed(number, Handle.counted) }
     store.copyFile(layer: layer, range: range)  // if its spans are cached by now: the next open passes through
   }
 
@@ -315,7 +320,16 @@ public final class FuseServer: @unchecked Sendable {
   func release(_ req: fuse_req_t, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>) {
     let handle = fi.pointee.fh
     fuse_reply_err(req, 0)
-    guard handle != Handle.plain, let number = inode(ino), let session else { return }
+    guard handle != Handle.plain, let number = inode(ino) else { return }
+    closed(number, handle)
+    if handle == Handle.counted, let (layer, range) = passthroughCandidate(number) {
+      store.copyFile(layer: layer, range: range)  // read whole by now, perhaps
+    }
+  }
+
+  /// Counts an open of a passthrough candidate closed; the last passthrough one drops the backing id.
+  private func closed(_ number: Int32, _ handle: UInt64) {
+    guard let session else { return }
     let close = openCounts.withLock { table -> Int32? in
       guard var opens = table[number] else { return nil }
       var close: Int32?
@@ -329,9 +343,6 @@ public final class FuseServer: @unchecked Sendable {
       return close
     }
     if let close { clip_fuse_backing_close(session, close) }
-    if handle == Handle.counted, let (layer, range) = passthroughCandidate(number) {
-      store.copyFile(layer: layer, range: range)  // read whole by now, perhaps
-    }
   }
 
   func read(_ req: fuse_req_t, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t) {

@@ -48,16 +48,27 @@ public final class MountService: @unchecked Sendable {
   /// Prepares a mount of `index` (blobs from `source`) at `mountpoint`, caching spans in `cache` (nil: memory only);
   /// with `layer`, of that layer's own tree in overlay form (a lower layer for overlayfs). The files at `warm` are
   /// fetched as soon as it serves. With `passthrough`, large cached files are read by the kernel (`FuseServer`).
+  /// Without a prefetch policy, opening a file fetches its directory's files in the background if they hold at most
+  /// `directoryReadahead` bytes (0: never; `DirectoryReadahead`).
   public init(
     index: ImageIndex, source: any ImageSource, mountpoint: String, cache: DiskCache?, prefetch: PrefetchPolicy,
     record: String?, warm: [String] = [], layer: Int? = nil, passthrough: Bool = true,
-    log: @escaping @Sendable (String) -> Void
+    directoryReadahead: UInt64 = 0, log: @escaping @Sendable (String) -> Void
   ) throws {
     self.layer = layer
     reader = try ImageReader(
       index: index, source: source, disk: cache, memorySpans: 8, layer: layer, recording: record != nil)
+    // A profile says what will be read, `all` fetches everything anyway, and a recording notes only what is read:
+    // no guessing by directory then.
+    let readahead =
+      if prefetch == .none, record == nil, directoryReadahead > 0 {
+        DirectoryReadahead(tree: reader.tree, store: reader.store, budget: directoryReadahead)
+      } else {
+        DirectoryReadahead?.none
+      }
     server = FuseServer(
-      tree: reader.tree, store: reader.store, mountpoint: mountpoint, passthrough: passthrough, log: log)
+      tree: reader.tree, store: reader.store, mountpoint: mountpoint, passthrough: passthrough,
+      directoryReadahead: readahead, log: log)
     self.prefetch = prefetch
     self.record = record
     self.warm = warm

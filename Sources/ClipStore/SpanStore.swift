@@ -126,6 +126,21 @@ public final class SpanStore: Sendable {
     return pieces
   }
 
+  /// Fetches the whole spans `spans` that are neither cached nor on their way, on background threads,
+  /// `concurrency` requests at once (neighbours with one request, as `prefetch`), without waiting for reads.
+  public func prefetchInBackground(_ spans: [Position], concurrency: Int) {
+    let missing = spans.filter { position in
+      let key = key(layer: position.layer, span: position.span)
+      return lookup(key) == nil && !flights.withLock { $0[key] != nil }
+    }
+    guard !missing.isEmpty else { return }
+    let thread = Thread { [self] in
+      prefetch(missing, concurrency: min(concurrency, missing.count), bytesPerSecond: 0, yieldToReads: false)
+    }
+    thread.name = "clip-readahead"
+    thread.start()
+  }
+
   /// Fetches a span in the background unless it is present or on its way.
   private func readAhead(layer: Int, span: Int) {
     let key = key(layer: layer, span: span)

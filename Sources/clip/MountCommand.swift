@@ -51,6 +51,13 @@ struct MountCommand: ParsableCommand {
 
   @OptionGroup var registry: RegistryOptions
 
+  @Option(
+    help: """
+      With no --prefetch, opening a file fetches the rest of its directory's files in the background if they hold \
+      at most this many bytes (0: never).
+      """)
+  var directoryReadahead = "8M"
+
   @Flag(
     help: "Serve every read from the daemon: no kernel passthrough, so no whole-file copies in the cache either.")
   var noPassthrough = false
@@ -121,7 +128,8 @@ struct MountCommand: ParsableCommand {
       }
       service = try MountService(
         index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record,
-        warm: warm, layer: layerNumber, passthrough: !noPassthrough, log: log)
+        warm: warm, layer: layerNumber, passthrough: !noPassthrough,
+        directoryReadahead: directoryReadahead == "0" ? 0 : try parseSize(directoryReadahead), log: log)
       try service.start()
     } catch {
       if let readyFd { Daemon.report("\(error)", on: readyFd) }

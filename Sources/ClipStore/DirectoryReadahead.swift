@@ -1,0 +1,65 @@
+import ClipCore
+import ClipIndex
+import Synchronization
+
+/// Fetches, in the background, the spans holding the files of a directory once one of them is opened: programs read
+/// files of one directory together (an interpreter's modules, a package's data files), and without a profile each
+/// such read would otherwise cost a round trip after the other. Only directories whose files hold at most `budget`
+/// bytes, each directory once per mount, whole spans, several requests at once.
+///
+/// ## Concurrency model
+/// Safe to share between threads: the set of directories done is behind a mutex; fetching happens on a background
+/// thread per directory (`SpanStore.prefetchInBackground`).
+public final class DirectoryReadahead: Sendable {
+  /// The tree whose directories are read ahead.
+  public let tree: MergedTree
+  /// Where the spans go.
+  public let store: SpanStore
+  /// The most file bytes a directory may hold to be read ahead.
+  public let budget: UInt64
+  private let done = Mutex<Set<Int32>>([])
+
+  /// Requests in flight per directory read ahead.
+  static let concurrency = 8
+
+  /// Creates a read-ahead of `tree`'s directories into `store`, for directories whose files hold at most `budget`
+  /// bytes.
+  public init(tree: MergedTree, store: SpanStore, budget: UInt64) {
+    self.tree = tree
+    self.store = store
+    self.budget = budget
+  }
+
+  /// Notes that the file of inode `inode` was opened: its directory is read ahead unless it was before, or its files
+  /// hold more than `budget` bytes.
+  public func opened(inode: Int32) {
+    let node = tree.primaryNode[Int(inode)]
+    guard node >= 0 else { return }
+    let directory = tree.nodes[Int(node)].parent
+    guard directory >= 0, done.withLock({ $0.insert(directory).inserted }) else { return }
+    guard let spans = spans(of: directory) else { return }
+    store.prefetchInBackground(spans, concurrency: Self.concurrency)
+  }
+
+  /// The spans holding the data of `directory`'s regular files (not those of its subdirectories), or nil if the
+  /// files hold more than `budget` bytes.
+  func spans(of directory: Int32) -> [SpanStore.Position]? {
+    var total: UInt64 = 0
+    var spans: [SpanStore.Position] = []
+    for child in tree.children(of: directory) {
+      let number = tree.nodes[Int(child)].inode
+      let inode = tree.inodes[Int(number)]
+      guard inode.kind == .regular, inode.size > 0, let entry = tree.entry(of: number) else { continue }
+      total += entry.size
+      guard total <= budget else { return nil }
+      let layer = Int(inode.layer)
+      let layerIndex = store.index.layerIndexes[layer]
+      let first = layerIndex.span(containing: entry.dataOffset)
+      let last = layerIndex.span(containing: entry.dataOffset + entry.size - 1)
+      for span in first...last where spans.last != SpanStore.Position(layer: layer, span: span) {
+        spans.append(SpanStore.Position(layer: layer, span: span))
+      }
+    }
+    return spans
+  }
+}
