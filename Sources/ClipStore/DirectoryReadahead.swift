@@ -2,14 +2,15 @@ import ClipCore
 import ClipIndex
 import Synchronization
 
-/// Fetches, in the background, the spans holding the files of a directory once one of them is opened: programs read
-/// files of one directory together (an interpreter's modules, a package's data files), and without a profile each
-/// such read would otherwise cost a round trip after the other. Only directories whose files hold at most `budget`
-/// bytes, each directory once per mount, whole spans, several requests at once.
+/// Fetches, in the background, the spans holding the files of a directory once a second file of it is opened:
+/// programs that read several files of one directory tend to read many (an interpreter's modules, a package's data
+/// files), and without a profile each such read would otherwise cost a round trip after the other. A directory one
+/// file is read from (a library among hundreds, a command) is left alone. Only directories whose files hold at most
+/// `budget` bytes, each directory once per mount, whole spans, several requests at once.
 ///
 /// ## Concurrency model
-/// Safe to share between threads: the set of directories done is behind a mutex; fetching happens on a background
-/// thread per directory (`SpanStore.prefetchInBackground`).
+/// Safe to share between threads: what was opened where is behind a mutex; fetching happens on background threads
+/// per directory (`SpanStore.prefetchInBackground`).
 public final class DirectoryReadahead: Sendable {
   /// The tree whose directories are read ahead.
   public let tree: MergedTree
@@ -17,7 +18,9 @@ public final class DirectoryReadahead: Sendable {
   public let store: SpanStore
   /// The most file bytes a directory may hold to be read ahead.
   public let budget: UInt64
-  private let done = Mutex<Set<Int32>>([])
+  /// Per directory seen: the first file opened in it, or `readAhead` once it was read ahead.
+  private let opened = Mutex<[Int32: Int32]>([:])
+  private static let readAhead: Int32 = -1
 
   /// Requests in flight per directory read ahead.
   static let concurrency = 8
@@ -30,14 +33,22 @@ public final class DirectoryReadahead: Sendable {
     self.budget = budget
   }
 
-  /// Notes that the file of inode `inode` was opened: its directory is read ahead unless it was before, or its files
-  /// hold more than `budget` bytes.
+  /// Notes that the file of inode `inode` was opened: its directory is read ahead if this is the second file opened
+  /// in it and its files hold at most `budget` bytes.
   public func opened(inode: Int32) {
     let node = tree.primaryNode[Int(inode)]
     guard node >= 0 else { return }
     let directory = tree.nodes[Int(node)].parent
-    guard directory >= 0, done.withLock({ $0.insert(directory).inserted }) else { return }
-    guard let spans = spans(of: directory) else { return }
+    let second = opened.withLock { opened -> Bool in
+      guard let first = opened[directory] else {
+        opened[directory] = inode
+        return false
+      }
+      guard first != Self.readAhead, first != inode else { return false }
+      opened[directory] = Self.readAhead
+      return true
+    }
+    guard directory >= 0, second, let spans = spans(of: directory) else { return }
     store.prefetchInBackground(spans, concurrency: Self.concurrency)
   }
 

@@ -34,7 +34,7 @@ import Testing
     return reader.tree.nodes[Int(node)].inode
   }
 
-  @Test func openingAFileFetchesItsDirectorysSpans() throws {
+  @Test func openingASecondFileFetchesItsDirectorysSpans() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (reader, source) = try reader()
     let readahead = DirectoryReadahead(tree: reader.tree, store: reader.store, budget: 1 << 20)
@@ -43,6 +43,10 @@ import Testing
     let spans = try #require(readahead.spans(of: reader.tree.nodes[Int(node)].parent))
     #expect(spans.count >= 3)  // 800 kB over 256 KiB spans
     readahead.opened(inode: first)
+    readahead.opened(inode: first)
+    usleep(100_000)
+    #expect(source.reads.isEmpty)  // one file opened (twice): nothing yet
+    readahead.opened(inode: try inode(reader, "small/f7"))
     for _ in 0..<200 where reader.store.stats.snapshot().spansPrefetched < UInt64(spans.count) { usleep(10_000) }
     #expect(reader.store.stats.snapshot().spansPrefetched == UInt64(spans.count))
     reader.store.flushWrites()
@@ -54,6 +58,7 @@ import Testing
     }
     #expect(source.reads.count == requests)  // all there already
     readahead.opened(inode: try inode(reader, "small/f1"))  // once per directory
+    readahead.opened(inode: try inode(reader, "small/f2"))
     #expect(source.reads.count == requests)
   }
 
@@ -63,6 +68,7 @@ import Testing
     let readahead = DirectoryReadahead(tree: reader.tree, store: reader.store, budget: 1 << 20)
     let big = try inode(reader, "big/whole")
     #expect(readahead.spans(of: reader.tree.nodes[Int(reader.tree.primaryNode[Int(big)])].parent) == nil)
+    readahead.opened(inode: try inode(reader, "small/f0"))  // another directory
     readahead.opened(inode: big)
     usleep(100_000)
     #expect(source.reads.isEmpty)
