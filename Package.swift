@@ -29,16 +29,18 @@ let package = Package(
     // System libraries: a module map and one shim header each.
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    // libcrypto for the tests' own SHA-256; clip loads it on first use (CClipShims' clip_crypto.c, dlopen).
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     // libcurl's header only: clip_curl.c loads the library on first use (dlopen).
     .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
     .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
     .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
-    // Our own tiny C wrappers for what Swift cannot call (macros, variadics).
+    // Our own tiny C wrappers for what Swift cannot call (macros, variadics), and libcurl and libcrypto loaded on
+    // first use.
     .target(name: "CClipShims", dependencies: ["CZlib", "CCurl"]),
 
-    .target(name: "ClipCore", dependencies: ["CCrypto", "CClipShims", "CSeccomp"], swiftSettings: strict),
+    .target(name: "ClipCore", dependencies: ["CClipShims", "CSeccomp"], swiftSettings: strict),
     .target(name: "ClipOCI", dependencies: ["ClipCore"], swiftSettings: strict),
     .target(
       name: "ClipArchive", dependencies: ["ClipCore", "ClipOCI", "CZlib", "CZstd", "CIsal", "CClipShims"],
@@ -57,7 +59,8 @@ let package = Package(
       name: "ClipFUSE", dependencies: ["ClipCore", "ClipArchive", "ClipIndex", "ClipStore", "CFuse3"],
       swiftSettings: strict),
     .target(
-      name: "ClipRuntime", dependencies: ["ClipCore", "ClipOCI", "ClipIndex", "ClipRegistry", "ClipStore"],
+      name: "ClipRuntime",
+      dependencies: ["CClipShims", "ClipCore", "ClipOCI", "ClipIndex", "ClipRegistry", "ClipStore"],
       swiftSettings: strict),
     // containerd's API (snapshots served; content, images, leases, diff called) and label names; Generated/ is
     // `make protos` output.

@@ -1,23 +1,25 @@
-import CCrypto
+import CClipShims
 import Foundation
 
-/// Incremental SHA-256 (OpenSSL's EVP interface, which uses the CPU's SHA extensions where present).
+/// Incremental SHA-256 (OpenSSL's EVP interface, which uses the CPU's SHA extensions where present; libcrypto is
+/// loaded on first use, so that commands that never hash start without it).
 public final class SHA256 {
   private let context: OpaquePointer
 
-  /// Starts a new digest.
+  /// Starts a new digest. libcrypto is part of every installation (libssl3): without it clip stops here, saying so.
   public init() {
-    guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+    guard let context = clip_sha256_new() else {
+      fatalError(clip_crypto_error().map { String(cString: $0) } ?? "SHA-256: out of memory")
+    }
     self.context = context
-    EVP_DigestInit_ex(context, EVP_sha256(), nil)
   }
 
-  deinit { EVP_MD_CTX_free(context) }
+  deinit { clip_sha256_free(context) }
 
   /// Adds bytes to the digest.
   public func update(_ bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-    EVP_DigestUpdate(context, base, bytes.count)
+    clip_sha256_update(context, base, bytes.count)
   }
 
   /// Adds bytes to the digest.
@@ -28,9 +30,7 @@ public final class SHA256 {
   /// Finishes the digest and returns its 32 bytes; the hasher then starts over.
   public func finish() -> [UInt8] {
     var out = [UInt8](repeating: 0, count: 32)
-    var length: UInt32 = 0
-    out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
-    EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    out.withUnsafeMutableBufferPointer { clip_sha256_finish(context, $0.baseAddress) }
     return out
   }
 

@@ -1,3 +1,4 @@
+import CClipShims
 import ClipCore
 import Foundation
 
@@ -13,7 +14,7 @@ enum HostMounts {
     case absent, live, dead
   }
 
-  /// The mountpoints of /proc/self/mountinfo, decoded.
+  /// The mountpoints of /proc/self/mountinfo, decoded (for kernels whose statx does not tell a mount root).
   static func mountpoints() -> [String] {
     guard let bytes = try? File.readAll("/proc/self/mountinfo") else { return [] }
     return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
@@ -24,14 +25,23 @@ enum HostMounts {
 
   /// The status of the mount at `path` (an absolute path without symlinks).
   static func status(_ path: String) -> Status {
-    guard mountpoints().contains(path) else { return .absent }
-    var attributes = stat()
-    return stat(path, &attributes) != 0 && errno == ENOTCONN ? .dead : .live
+    switch clip_mount_root(path) {
+    case 1: return .live
+    case -ENOTCONN: return .dead
+    case -ENOSYS:
+      guard mountpoints().contains(path) else { return .absent }
+      var attributes = stat()
+      return stat(path, &attributes) != 0 && errno == ENOTCONN ? .dead : .live
+    default: return .absent
+    }
   }
+
+  /// Whether `path` (an absolute path without symlinks) is a mountpoint, live or dead.
+  static func isMountpoint(_ path: String) -> Bool { status(path) != .absent }
 
   /// Unmounts `path` if it is a mountpoint; a busy one (or one whose daemon is gone) is detached.
   static func unmount(_ path: String) throws {
-    while mountpoints().contains(path) {
+    while isMountpoint(path) {
       if umount2(path, 0) == 0 { continue }
       let code = errno
       guard code == EBUSY || code == ENOTCONN else { throw ClipError.system("umount", path, errno: code) }

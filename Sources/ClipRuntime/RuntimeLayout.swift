@@ -6,7 +6,7 @@ import Foundation
 ///     cache/                   span cache shared by every mount
 ///     layers/                  layer indexes, keyed by layer digest
 ///     indexes/KEY.clip         image indexes, keyed by manifest digest (KEY = its hex)
-///     references/HASH          the KEY a reference (and platform) resolved to, HASH = sha256 hex of both
+///     references/HASH          the KEY a reference (and platform) resolved to, then both (HASH: FNV-1a, 64 bits)
 ///     images/KEY/root          the image's shared read-only FUSE mount
 ///     images/KEY/users/ID      one file per container using it
 ///     images/KEY/idle          touched when its last container went
@@ -14,7 +14,7 @@ import Foundation
 ///     state.lock               serialises changes to images/ and containers/
 ///     hook.log                 what the hook did
 public struct RuntimeLayout: Sendable {
-  /// The root, absolute and without symlinks (mountpoints are compared with /proc/self/mountinfo).
+  /// The root, absolute and without symlinks (mountpoints are looked at by path).
   public let root: String
 
   /// Uses `root`, creating it and its folders.
@@ -36,6 +36,15 @@ public struct RuntimeLayout: Sendable {
   public var indexes: String { root + "/indexes" }
   /// What references resolved to.
   public var references: String { root + "/references" }
+  /// The file recording what `name` (a reference and platform) resolved to: named by the 64-bit FNV-1a hash of
+  /// `name` in hex (a start does not load libcrypto for it); the file holds the key, a newline, and `name`, which a
+  /// reader compares.
+  public func reference(_ name: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    let hex = String(hash, radix: 16)
+    return references + "/" + String(repeating: "0", count: 16 - hex.count) + hex
+  }
   /// Shared image mounts.
   public var images: String { root + "/images" }
   /// Per-container state.

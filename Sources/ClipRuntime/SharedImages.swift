@@ -43,10 +43,10 @@ struct SharedImages {
     }
     let platform = request.platform ?? .current
     let platformName = [platform.os, platform.architecture, platform.variant ?? ""].joined(separator: "/")
-    let resolved = "\(layout.references)/\(Digest.of(Array("\(request.reference) \(platformName)".utf8)).hex)"
-    if !request.pullAlways, let bytes = try? File.readAll(resolved) {
-      let key = String(decoding: bytes, as: UTF8.self)
-      if Self.isUsable(layout.index(key)) { return (key, layout.index(key)) }
+    let name = "\(request.reference) \(platformName)"
+    let resolved = layout.reference(name)
+    if !request.pullAlways, let key = Self.resolvedKey(resolved, name: name), Self.isUsable(layout.index(key)) {
+      return (key, layout.index(key))
     }
     if let manifest = request.manifestDigest, !request.pullAlways, let known = knownIndex(manifest, request) {
       return known
@@ -55,7 +55,7 @@ struct SharedImages {
     let image = try ClipError.inContext(request.reference) { try source.resolve(platform: platform) }
     let key = image.manifestDigest.hex
     let path = layout.index(key)
-    defer { try? File.writeAtomically(resolved, Array(key.utf8), sync: false) }
+    defer { try? File.writeAtomically(resolved, Array("\(key)\n\(name)".utf8), sync: false) }
     if Self.isUsable(path) { return (key, path) }
     try FileLock.holding(path + ".lock") {
       guard !Self.isUsable(path) else { return }
@@ -73,6 +73,15 @@ struct SharedImages {
       log("index of \(request.reference) (\(image.manifestDigest)) kept in \(path) after \(elapsed) ms")
     }
     return (key, path)
+  }
+
+  /// The image key recorded in `path` for `name` (a reference and platform), if the file is for that name (files are
+  /// named by a 64-bit hash of it: `RuntimeLayout.reference`).
+  static func resolvedKey(_ path: String, name: String) -> String? {
+    guard let bytes = try? File.readAll(path) else { return nil }
+    let lines = bytes.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false)
+    guard lines.count == 2, lines[1].elementsEqual(name.utf8), !lines[0].isEmpty else { return nil }
+    return String(decoding: lines[0], as: UTF8.self)
   }
 
   /// The index of the image with manifest `manifest`, without resolving the reference: the cached one, or the one

@@ -4,3 +4,4 @@
 #include "clip_spawn.h"
 #include "clip_malloc.h"
 #include "clip_attach.h"
+#include "clip_crypto.h"
