@@ -104,14 +104,38 @@ struct ContainerRecord: Codable, Sendable {
   /// Seconds the image stays mounted once its last container goes.
   var keepWarm: Int
 
+  /// The record as JSON (written and read with `JSONValue`, not Codable: this is on a container's start path).
+  var json: JSONValue {
+    var members: [String: JSONValue] = [
+      "id": .string(id), "pid": .number(Double(pid)), "rootfs": .string(rootfs),
+      "created": .array(created.map { .string($0) }), "keepWarm": .number(Double(keepWarm)),
+    ]
+    if let startTime { members["startTime"] = .number(Double(startTime)) }
+    if let image { members["image"] = .string(image) }
+    return .object(members)
+  }
+
   func save(_ layout: RuntimeLayout) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    try File.writeAtomically(layout.record(id), Array(try encoder.encode(self)))
+    try File.writeAtomically(layout.record(id), Array(json.text.utf8))
   }
 
   static func load(_ layout: RuntimeLayout, id: String) -> ContainerRecord? {
-    guard let bytes = try? File.readAll(layout.record(id)) else { return nil }
-    return try? JSONDecoder().decode(ContainerRecord.self, from: Data(bytes))
+    guard let bytes = try? File.readAll(layout.record(id)), let json = try? JSONValue(parsing: bytes) else {
+      return nil
+    }
+    return ContainerRecord(json: json)
+  }
+}
+
+extension ContainerRecord {
+  /// The record in `json`, or nil if it is not one.
+  init?(json: JSONValue) {
+    guard let id = json["id"]?.string, let pid = json["pid"]?.integer(Int32.self), let rootfs = json["rootfs"]?.string,
+      let keepWarm = json["keepWarm"]?.integer(Int.self)
+    else { return nil }
+    self.init(
+      id: id, pid: pid, startTime: json["startTime"]?.integer(UInt64.self), rootfs: rootfs,
+      image: json["image"]?.string,
+      created: json["created"]?.array?.compactMap(\.string) ?? [], keepWarm: keepWarm)
   }
 }

@@ -32,14 +32,14 @@ struct HookCommand: ParsableCommand {
     var id = "?"
     let log = HookLog(path: settings.root + "/hook.log")
     do {
-      let state = try decodeJSON(RuntimeState.self, from: Array(input), what: "the runtime state on stdin")
+      let state = try RuntimeState(json: Array(input), what: "the runtime state on stdin")
       id = state.id
       let roots = try settings.containerRoots(log: { log.write("\(state.id): \($0)") })
       switch stage ?? (state.status == "stopped" ? "poststop" : "createRuntime") {
       case "createRuntime", "prestart":
         let path = state.bundle + "/config.json"
         let bytes = try ClipError.inContext(path) { try File.readAll(path) }
-        let config = try decodeJSON(RuntimeConfig.self, from: bytes, what: path)
+        let config = try RuntimeConfig(json: bytes, what: path)
         try roots.create(state: state, config: config)
       case "poststop":
         try roots.teardown(state.id)

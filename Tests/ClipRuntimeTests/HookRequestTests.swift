@@ -88,3 +88,44 @@ import Testing
     #expect(throws: ClipError.self) { try rootless.rootPath(bundle: "/b") }
   }
 }
+
+@Suite struct RuntimeDocumentsTests {
+  @Test func readsTheStateAndConfigWithoutCodable() throws {
+    let state = try RuntimeState(
+      json: Array(
+        #"{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":4242,"bundle":"/b","annotations":{"org.clip.image":"busybox"}}"#
+          .utf8), what: "state")
+    #expect(
+      state
+        == RuntimeState(
+          id: "c1", status: "creating", pid: 4242, bundle: "/b", annotations: ["org.clip.image": "busybox"]))
+    let stopped = try RuntimeState(
+      json: Array(#"{"ociVersion":"1.0.2","id":"c1","status":"stopped","bundle":"/b"}"#.utf8), what: "state")
+    #expect(stopped.pid == nil && stopped.annotations == nil)
+    let config = try RuntimeConfig(
+      json: Array(
+        #"{"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":1000,"gid":100},"args":["sh","-c","true"],"#
+          .utf8)
+        + Array(
+          #""env":["A=b"]},"root":{"path":"rootfs","readonly":true},"linux":{"namespaces":[{"type":"pid"}]}}"#.utf8),
+      what: "config.json")
+    #expect(config.root?.path == "rootfs" && config.root?.readonly == true)
+    #expect(config.process?.user?.uid == 1000 && config.process?.user?.gid == 100)
+    #expect(config.process?.args == ["sh", "-c", "true"])
+    #expect(config.annotations == nil)
+  }
+
+  @Test func errorsNameTheDocumentAndTheField() {
+    #expect {
+      try RuntimeState(json: Array(#"{"ociVersion":"1.0.2","id":7,"status":"x","bundle":"/b"}"#.utf8), what: "state")
+    } throws: { error in
+      "\(error)" == "malformed state: id: not a string"
+    }
+    #expect {
+      try RuntimeConfig(json: Array(#"{"process":{"user":{"uid":-1,"gid":0}}}"#.utf8), what: "config.json")
+    } throws: { error in
+      "\(error)" == "malformed config.json: process.user.uid: not a user ID"
+    }
+    #expect(throws: ClipError.self) { try RuntimeState(json: Array("not json".utf8), what: "state") }
+  }
+}
