@@ -1,8 +1,7 @@
 #include "clip_crypto.h"
+#include "clip_library.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
-#include <stdio.h>
 
 /// The libcrypto functions clip calls (EVP_MD_CTX and EVP_MD are opaque here), found by load().
 static struct {
@@ -17,25 +16,12 @@ static struct {
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[512];
 
-static int find(void *library, const char *name, void **slot) {
-  *slot = dlsym(library, name);
-  if (*slot == NULL) snprintf(load_error, sizeof load_error, "libcrypto.so.3 has no %s", name);
-  return *slot != NULL;
-}
-
 static void load(void) {
-  void *library = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-  if (library == NULL) {
-    const char *reason = dlerror();
-    snprintf(load_error, sizeof load_error, "cannot load libcrypto: %s", reason ? reason : "dlopen failed");
-    return;
-  }
-  (void)(find(library, "EVP_MD_CTX_new", (void **)&api.context_new) &&
-         find(library, "EVP_MD_CTX_free", (void **)&api.context_free) &&
-         find(library, "EVP_sha256", (void **)&api.sha256) &&
-         find(library, "EVP_DigestInit_ex", (void **)&api.init) &&
-         find(library, "EVP_DigestUpdate", (void **)&api.update) &&
-         find(library, "EVP_DigestFinal_ex", (void **)&api.final));
+  const char *names[] = {"EVP_MD_CTX_new",    "EVP_MD_CTX_free",  "EVP_sha256",
+                         "EVP_DigestInit_ex", "EVP_DigestUpdate", "EVP_DigestFinal_ex"};
+  void **const slots[] = {(void **)&api.context_new, (void **)&api.context_free, (void **)&api.sha256,
+                          (void **)&api.init,        (void **)&api.update,       (void **)&api.final};
+  clip_library_load("libcrypto.so.3", names, slots, sizeof names / sizeof *names, load_error, sizeof load_error);
 }
 
 const char *clip_crypto_error(void) {

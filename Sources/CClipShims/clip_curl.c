@@ -1,6 +1,6 @@
 #include "clip_curl.h"
+#include "clip_library.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -21,29 +21,15 @@ static struct {
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[512];
 
-static int find(void *library, const char *name, void **slot) {
-  *slot = dlsym(library, name);
-  if (*slot == NULL) snprintf(load_error, sizeof load_error, "libcurl.so.4 has no %s", name);
-  return *slot != NULL;
-}
-
 static void load(void) {
-  void *library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-  if (library == NULL) {
-    const char *reason = dlerror();
-    snprintf(load_error, sizeof load_error, "cannot load libcurl: %s", reason ? reason : "dlopen failed");
-    return;
-  }
-  if (!(find(library, "curl_global_init", (void **)&api.global_init) &&
-        find(library, "curl_easy_init", (void **)&api.easy_init) &&
-        find(library, "curl_easy_cleanup", (void **)&api.easy_cleanup) &&
-        find(library, "curl_easy_reset", (void **)&api.easy_reset) &&
-        find(library, "curl_easy_perform", (void **)&api.easy_perform) &&
-        find(library, "curl_easy_strerror", (void **)&api.easy_strerror) &&
-        find(library, "curl_easy_setopt", (void **)&api.easy_setopt) &&
-        find(library, "curl_easy_getinfo", (void **)&api.easy_getinfo) &&
-        find(library, "curl_slist_append", (void **)&api.slist_append) &&
-        find(library, "curl_slist_free_all", (void **)&api.slist_free_all)))
+  const char *names[] = {"curl_global_init",  "curl_easy_init",    "curl_easy_cleanup", "curl_easy_reset",
+                         "curl_easy_perform", "curl_easy_strerror", "curl_easy_setopt", "curl_easy_getinfo",
+                         "curl_slist_append", "curl_slist_free_all"};
+  void **const slots[] = {(void **)&api.global_init,   (void **)&api.easy_init,     (void **)&api.easy_cleanup,
+                          (void **)&api.easy_reset,    (void **)&api.easy_perform,  (void **)&api.easy_strerror,
+                          (void **)&api.easy_setopt,   (void **)&api.easy_getinfo,  (void **)&api.slist_append,
+                          (void **)&api.slist_free_all};
+  if (!clip_library_load("libcurl.so.4", names, slots, sizeof names / sizeof *names, load_error, sizeof load_error))
     return;
   if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     snprintf(load_error, sizeof load_error, "libcurl: curl_global_init failed");

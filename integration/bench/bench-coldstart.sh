@@ -265,7 +265,7 @@ echo "(3) with the page cache kept (a node that just ran the image, and runc rig
 echo "    dropping the page cache, runchot = runc likewise:"
 fmt3="%-40s %8s %8s %12s\n"
 # shellcheck disable=SC2059
-printf "$fmt3" "" "hot" "runchot" "hot/runchot"
+printf "$fmt3" "" "hot ms" "runchot" "hot/runchot"
 h_ok=0 h_missed=0
 for image in "${IMAGES[@]}"; do
   for c in $(cmds_of "$image"); do
@@ -274,7 +274,7 @@ for image in "${IMAGES[@]}"; do
       [ "$ih" = - ] || [ "$irh" = - ] || vh=$(verdict "$ih <= 1.5 * $irh")
       if [ "$vh" = ok ]; then h_ok=$((h_ok + 1)); elif [ "$vh" = MISSED ]; then h_missed=$((h_missed + 1)); fi
       # shellcheck disable=SC2059
-      printf "$fmt3" "$image ${CMD[$c]} $net" "$(sec "$ih")" "$(sec "$irh")" "$(ratio "$ih" "$irh") $vh"
+      printf "$fmt3" "$image ${CMD[$c]} $net" "$(msec "$ih")" "$(msec "$irh")" "$(ratio "$ih" "$irh") $vh"
     done
   done
 done
@@ -301,7 +301,7 @@ for image in "${IMAGES[@]}"; do
   for c in $(cmds_of "$image"); do
     for net in "${NETS[@]}"; do
       for mode in "${MODES[@]}"; do
-        [ "$mode" != runc ] || [ "$net" = "${NETS[0]}" ] || continue
+        case $mode in runc | runchot) [ "$net" = "${NETS[0]}" ] || continue ;; esac
         [ "$mode" != prof ] || has_profile "$image" "$c" || continue
         n=$(wc -w <<<"${r[s.$image.$c.$net.$mode]:-}")
         ((n == RUNS)) || { failed=1; notes+=("$image ${CMD[$c]} $net $mode: $n of $RUNS runs succeeded"); }

@@ -267,6 +267,7 @@ med() { if [ -n "${r[$1]:-}" ]; then bench_median ${r[$1]}; else echo -; fi; } #
 # Table cells: MB, seconds, percent, ratio, and a target verdict (ok / MISSED).
 mb() { awk -v b="$1" 'BEGIN { if (b == "-" || b == "") print "-"; else printf "%.2f", b / 1e6 }'; }
 sec() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else printf "%.2f", v }'; }
+msec() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else printf "%.0f", v * 1000 }'; } # seconds -> ms
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.1f%%", 100 * a / b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo ok; else echo MISSED; fi; }
