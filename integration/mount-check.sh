@@ -37,7 +37,8 @@
 #                (compare-trees) is still right; at the end the cache holds
 #                <= 8 MiB + one span
 #   remount      debian: unmount, remount with the same --cache, read the
-#                same file: bytesFetched == 0
+#                same file: bytesFetched == 0 (served by cached spans, or
+#                passed through to the file's copy)
 #   passthrough  debian (kernel passthrough, specs/mount.md): /usr/bin/perl
 #                read whole; a copy enters the cache (filesCopied, and the
 #                copy's bytes equal umoci's file); after the page cache is
@@ -893,10 +894,11 @@ test_remount() {
     do_mount "remount: second mount" "$tmpd/debian.clip" "$mp" --cache "$d/cache" || return
     read_ok "remount: second mount" "$mp" "$D_BASH" debian || return
     bf=$(stat_of "$mp" bytesFetched)
-    if [ "$bf" = 0 ] && [ "$(stat_of "$mp" cacheHits)" -gt 0 ]; then
-        pass "remount: the same read after a remount with the same cache fetched nothing ($(stats_brief "$mp"))"
+    # bash is over 1 MiB: its copy was made on the first mount, so the read may pass through to it (no span lookup)
+    if [ "$bf" = 0 ] && [ "$(($(stat_of "$mp" cacheHits) + $(stat_of "$mp" passthroughOpens)))" -gt 0 ]; then
+        pass "remount: the same read after a remount with the same cache fetched nothing ($(stats_brief "$mp"), passthrough opens $(stat_of "$mp" passthroughOpens))"
     else
-        fail "remount: bytesFetched '$bf' after the remount, want 0 ($(stats_brief "$mp"))"
+        fail "remount: bytesFetched '$bf' after the remount, want 0, served from the cache or its copy ($(stats_brief "$mp"), passthrough opens $(stat_of "$mp" passthroughOpens))"
     fi
     do_umount "remount: second mount" "$mp"
 }
