@@ -217,6 +217,7 @@ struct StatsCommand: ParsableCommand {
       let text = """
         fetched:   \(snapshot.bytesFetched) bytes in \(snapshot.spansFetched) spans and \(snapshot.spanStartsFetched) span starts, \(snapshot.requests) requests
         cache:     \(snapshot.cacheHits) hits, \(snapshot.cacheMisses) misses; \(snapshot.spansPrefetched) spans prefetched
+        copies:    \(snapshot.filesCopied) whole files copied, \(snapshot.passthroughOpens) opens passed through to them
         reads:     \(snapshot.reads), latency p50 \(snapshot.readLatencyP50Ms) ms, p90 \(snapshot.readLatencyP90Ms) ms, p99 \(snapshot.readLatencyP99Ms) ms
         failures:  \(snapshot.failures)
 
