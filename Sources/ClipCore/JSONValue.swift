@@ -48,6 +48,42 @@ public enum JSONValue: Equatable, Sendable {
     return map
   }
 
+  // MARK: Reading documents, errors naming the field
+
+  /// Parses `bytes` and reads a value from the document with `read`; every error becomes one `ClipError.corrupt`
+  /// "malformed `what`: FIELD: …" (FIELD the member path, e.g. `process.user.uid`).
+  public static func read<T>(_ bytes: [UInt8], what: String, _ read: (JSONValue) throws -> T) throws -> T {
+    do {
+      return try read(try JSONValue(parsing: bytes))
+    } catch let error as ClipError {
+      let field = error.context.reversed().joined(separator: ".")
+      throw ClipError(.corrupt, "malformed \(what): " + (field.isEmpty ? "" : field + ": ") + error.message)
+    }
+  }
+
+  /// This value as `get` reads it, or an error saying it is not `expected`.
+  public func read<T>(as expected: String, _ get: (JSONValue) -> T?) throws -> T {
+    guard let value = get(self) else { throw ClipError(.corrupt, "not \(expected)") }
+    return value
+  }
+
+  /// Member `key` read with `read`; a missing or null member is an error (errors name the member).
+  public func member<T>(_ key: String, _ read: (JSONValue) throws -> T) throws -> T {
+    guard let value = self[key], value != .null else { throw ClipError(.corrupt, "no \(key)") }
+    return try ClipError.inContext(key) { try read(value) }
+  }
+
+  /// Member `key` read with `read`, or nil if it is missing or null (errors name the member).
+  public func optionalMember<T>(_ key: String, _ read: (JSONValue) throws -> T) throws -> T? {
+    guard let value = self[key], value != .null else { return nil }
+    return try ClipError.inContext(key) { try read(value) }
+  }
+
+  /// The string member `key` (required).
+  public func stringMember(_ key: String) throws -> String {
+    try member(key) { try $0.read(as: "a string") { $0.string } }
+  }
+
   /// The document as compact JSON text (object members sorted by key).
   public var text: String {
     switch self {

@@ -78,12 +78,14 @@ public struct RuntimeConfig: Codable, Sendable, Equatable {
 extension RuntimeState {
   /// Reads the state from JSON `bytes`; errors say "malformed `what`: …".
   public init(json bytes: [UInt8], what: String) throws {
-    self = try readingJSON(bytes, what: what) { json in
+    self = try JSONValue.read(bytes, what: what) { json in
       RuntimeState(
-        ociVersion: try json.text("ociVersion"), id: try json.text("id"), status: try json.text("status"),
-        pid: try json.optional("pid") { try $0.integer(Int32.self).orThrow("an integer") },
-        bundle: try json.text("bundle"),
-        annotations: try json.optional("annotations") { try $0.stringMap.orThrow("an object of strings") })
+        ociVersion: try json.stringMember("ociVersion"), id: try json.stringMember("id"),
+        status: try json.stringMember("status"),
+        pid: try json.optionalMember("pid") { try $0.read(as: "an integer") { $0.integer(Int32.self) } },
+        bundle: try json.stringMember("bundle"),
+        annotations: try json.optionalMember("annotations") { try $0.read(as: "an object of strings") { $0.stringMap } }
+      )
     }
   }
 }
@@ -91,60 +93,26 @@ extension RuntimeState {
 extension RuntimeConfig {
   /// Reads the parts clip needs from config.json `bytes`; errors say "malformed `what`: …".
   public init(json bytes: [UInt8], what: String) throws {
-    self = try readingJSON(bytes, what: what) { json in
+    self = try JSONValue.read(bytes, what: what) { json in
       RuntimeConfig(
-        root: try json.optional("root") { root in
+        root: try json.optionalMember("root") { root in
           Root(
-            path: try root.text("path"), readonly: try root.optional("readonly") { try $0.bool.orThrow("a boolean") })
+            path: try root.stringMember("path"),
+            readonly: try root.optionalMember("readonly") { try $0.read(as: "a boolean") { $0.bool } })
         },
-        process: try json.optional("process") { process in
+        process: try json.optionalMember("process") { process in
           Process(
-            user: try process.optional("user") { user in
+            user: try process.optionalMember("user") { user in
               User(
-                uid: try user.member("uid") { try $0.integer(UInt32.self).orThrow("a user ID") },
-                gid: try user.member("gid") { try $0.integer(UInt32.self).orThrow("a group ID") })
+                uid: try user.member("uid") { try $0.read(as: "a user ID") { $0.integer(UInt32.self) } },
+                gid: try user.member("gid") { try $0.read(as: "a group ID") { $0.integer(UInt32.self) } })
             },
-            args: try process.optional("args") { args in
-              try args.array.orThrow("an array").map { try $0.string.orThrow("strings") }
+            args: try process.optionalMember("args") { args in
+              try args.read(as: "an array") { $0.array }.map { try $0.read(as: "strings") { $0.string } }
             })
         },
-        annotations: try json.optional("annotations") { try $0.stringMap.orThrow("an object of strings") })
+        annotations: try json.optionalMember("annotations") { try $0.read(as: "an object of strings") { $0.stringMap } }
+      )
     }
-  }
-}
-
-/// Parses `bytes` and reads a value from the document with `read`, every error reported as "malformed `what`: …"
-/// naming the field.
-func readingJSON<T>(_ bytes: [UInt8], what: String, _ read: (JSONValue) throws -> T) throws -> T {
-  do {
-    return try read(try JSONValue(parsing: bytes))
-  } catch let error as ClipError {
-    let field = error.context.reversed().joined(separator: ".")  // e.g. process.user.uid
-    throw ClipError(.corrupt, "malformed \(what): " + (field.isEmpty ? "" : field + ": ") + error.message)
-  }
-}
-
-extension JSONValue {
-  /// Member `key`, read with `read`; missing or null is an error naming it.
-  func member<T>(_ key: String, _ read: (JSONValue) throws -> T) throws -> T {
-    guard let value = self[key], value != .null else { throw ClipError(.corrupt, "no \(key)") }
-    return try ClipError.inContext(key) { try read(value) }
-  }
-
-  /// Member `key`, read with `read`, or nil if it is missing or null.
-  func optional<T>(_ key: String, _ read: (JSONValue) throws -> T) throws -> T? {
-    guard let value = self[key], value != .null else { return nil }
-    return try ClipError.inContext(key) { try read(value) }
-  }
-
-  /// The string member `key`.
-  func text(_ key: String) throws -> String { try member(key) { try $0.string.orThrow("a string") } }
-}
-
-extension Optional {
-  /// The value, or an error saying the JSON value should have been `expected`.
-  func orThrow(_ expected: String) throws -> Wrapped {
-    guard let self else { throw ClipError(.corrupt, "not \(expected)") }
-    return self
   }
 }

@@ -6,10 +6,6 @@ import ClipRegistry
 import Dispatch
 import Synchronization
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 /// Indexes an image: resolves its manifest, scans every layer once (several at a time), verifies each layer's
 /// blob digest and diff ID, and assembles the image index.
 public struct ImageIndexer: Sendable {

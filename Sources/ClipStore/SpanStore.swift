@@ -129,10 +129,7 @@ public final class SpanStore: Sendable {
   /// Fetches the whole spans `spans` that are neither cached nor on their way, on background threads,
   /// `concurrency` requests at once (neighbours with one request, as `prefetch`), without waiting for reads.
   public func prefetchInBackground(_ spans: [Position], concurrency: Int) {
-    let missing = spans.filter { position in
-      let key = key(layer: position.layer, span: position.span)
-      return lookup(key) == nil && !flights.withLock { $0[key] != nil }
-    }
+    let missing = spans.filter { !isPresentOrComing(key(layer: $0.layer, span: $0.span)) }
     guard !missing.isEmpty else { return }
     let thread = Thread { [self] in
       prefetch(missing, concurrency: min(concurrency, missing.count), bytesPerSecond: 0, yieldToReads: false)
@@ -143,8 +140,7 @@ public final class SpanStore: Sendable {
 
   /// Fetches a span in the background unless it is present or on its way.
   private func readAhead(layer: Int, span: Int) {
-    let key = key(layer: layer, span: span)
-    guard lookup(key) == nil, !flights.withLock({ $0[key] != nil }) else { return }
+    guard !isPresentOrComing(key(layer: layer, span: span)) else { return }
     DispatchQueue.global(qos: .utility).async {
       _ = try? self.ensure(layer: layer, spans: span...span, record: false, through: nil)
     }
@@ -339,6 +335,13 @@ public final class SpanStore: Sendable {
       throw ClipError(.system, "span \(span) of layer \(layer + 1) vanished")
     }
     return (bytes, key.range.upperBound)
+  }
+
+  /// Whether span `key` is held (memory, pending write, disk cache) or being fetched; opens no cache file and leaves
+  /// the caches' recency alone (a FUSE thread asks this before fetching ahead).
+  private func isPresentOrComing(_ key: SpanKey) -> Bool {
+    pending.withLock { $0[key] != nil } || memory.withLock { $0.contains(key) } || disk?.contains(key) == true
+      || flights.withLock { $0[key] != nil }
   }
 
   private func lookup(_ key: SpanKey) -> Resident? {
@@ -568,6 +571,8 @@ struct MemorySpans {
     entries.append(entry)
     return entry.bytes
   }
+
+  func contains(_ key: SpanKey) -> Bool { entries.contains { $0.key == key } }
 
   mutating func remove(_ key: SpanKey) { entries.removeAll { $0.key == key } }
 
