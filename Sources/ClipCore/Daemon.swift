@@ -68,7 +68,7 @@ public enum Daemon {
       guard n > 0 else { break }
       answer += buffer[0..<n]
     }
-    let message = String(decoding: answer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let message = String(decoding: answer, as: UTF8.self).trimmingASCIIWhitespace
     guard message == "ready" else {
       throw ClipError(.system, message.isEmpty ? "the daemon exited before it was ready (see \(log))" : message)
     }

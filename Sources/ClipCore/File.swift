@@ -100,11 +100,15 @@ public final class File: @unchecked Sendable {
   public static func readAll(_ path: String) throws -> [UInt8] {
     let file = try File(path: path)
     let size = try file.size()
-    if size > 0 { return try file.read(count: Int(size), at: 0) }
+    return size > 0 ? try file.read(count: Int(size), at: 0) : try file.readToEnd()
+  }
+
+  /// Reads from the current position to the end (of a pipe: until the writer closes it).
+  public func readToEnd() throws -> [UInt8] {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
-      let count = try chunk.withUnsafeMutableBytes { try file.read(into: $0) }
+      let count = try chunk.withUnsafeMutableBytes { try read(into: $0) }
       guard count > 0 else { return bytes }
       bytes += chunk[0..<count]
     }

@@ -125,7 +125,7 @@ private final class Exchange {
   init(body: @escaping (HTTPResponseHead, UnsafeRawBufferPointer) throws -> Bool) { self.body = body }
 
   func header(_ line: String) {
-    let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+    let trimmed = line.trimmingASCIIWhitespace
     if trimmed.hasPrefix("HTTP/") {  // a new response (after 100 Continue, say): start over
       headers = [:]
       head = nil
@@ -134,7 +134,7 @@ private final class Exchange {
     }
     guard let colon = trimmed.firstIndex(of: ":") else { return }
     let name = trimmed[..<colon].lowercased()
-    headers[name] = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    headers[name] = trimmed[trimmed.index(after: colon)...].trimmingASCIIWhitespace
   }
 
   func data(_ bytes: UnsafeRawBufferPointer) -> Bool {

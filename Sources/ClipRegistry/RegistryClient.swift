@@ -196,14 +196,14 @@ public final class RegistryClient: Sendable {
 
   /// Splits `Bearer realm="…",service="…",scope="…"` into the scheme and its parameters.
   static func parseChallenge(_ text: String) -> (String, [String: String]) {
-    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let trimmed = text.trimmingASCIIWhitespace
     guard let space = trimmed.firstIndex(of: " ") else { return (trimmed, [:]) }
     var parameters: [String: String] = [:]
     var rest = trimmed[trimmed.index(after: space)...]
     while !rest.isEmpty {
       rest = rest.drop { $0 == " " || $0 == "," }
       guard let equals = rest.firstIndex(of: "=") else { break }
-      let key = rest[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
+      let key = rest[..<equals].trimmingASCIIWhitespace.lowercased()
       rest = rest[rest.index(after: equals)...]
       var value = ""
       if rest.first == "\"" {

@@ -56,7 +56,7 @@ public struct ImageRequest: Sendable, Equatable {
   /// Reads the request from `annotations`; nil when they do not name an image (the container is not clip's).
   public init?(annotations: [String: String]) throws {
     guard let reference = annotations[Annotation.image] else { return nil }
-    let trimmed = reference.trimmingCharacters(in: .whitespaces)
+    let trimmed = reference.trimmingASCIIWhitespace
     guard !trimmed.isEmpty else { throw ClipError(.invalidArgument, "annotation \(Annotation.image) is empty") }
     self.reference = trimmed
     indexPath = try annotations[Annotation.index].map { try Self.absolutePath($0, Annotation.index) }

@@ -67,7 +67,7 @@ public struct ImageLease: Sendable {
   /// Whether this process's parent is a runtime that waits for it.
   private static func adoptedByWaitingRuntime() -> Bool {
     guard let name = try? File.readAll("/proc/\(getppid())/comm") else { return false }
-    let text = String(decoding: name, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let text = String(decoding: name, as: UTF8.self).trimmingASCIIWhitespace
     return runtimesWaitingForDescendants.contains(text)
   }
 

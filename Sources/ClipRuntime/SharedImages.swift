@@ -172,7 +172,7 @@ struct SharedImages {
     let root = layout.imageRoot(key)
     try HostMounts.unmount(root)
     if let text = try? File.readAll(layout.image(key) + "/pid"),
-      let pid = Int32(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+      let pid = Int32(String(decoding: text, as: UTF8.self).trimmingASCIIWhitespace)
     {
       for _ in 0..<100 where HostMounts.startTime(of: pid) != nil { usleep(50_000) }
     }

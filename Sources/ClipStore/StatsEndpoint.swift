@@ -36,7 +36,7 @@ public final class StatsEndpoint: @unchecked Sendable {
         var request = [UInt8](repeating: 0, count: 64)
         let n = Glibc.read(client, &request, request.count)
         let format =
-          n > 0 ? String(decoding: request[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+          n > 0 ? String(decoding: request[0..<n], as: UTF8.self).trimmingASCIIWhitespace : ""
         let snapshot = stats.snapshot()
         let answer: String
         if format == "prometheus" {

@@ -28,11 +28,11 @@ struct HookCommand: ParsableCommand {
 
   /// Runs the hook for `stage` on the state JSON from stdin; false (after saying why) when it failed.
   static func run(stage: String?, settings: HookOptions.Settings) -> Bool {
-    let input = FileHandle.standardInput.readDataToEndOfFile()
+    let input = (try? File(adopting: dup(0), path: "stdin").readToEnd()) ?? []
     var id = "?"
     let log = HookLog(path: settings.root + "/hook.log")
     do {
-      let state = try RuntimeState(json: Array(input), what: "the runtime state on stdin")
+      let state = try RuntimeState(json: input, what: "the runtime state on stdin")
       id = state.id
       let roots = try settings.containerRoots(log: { log.write("\(state.id): \($0)") })
       switch stage ?? (state.status == "stopped" ? "poststop" : "createRuntime") {
