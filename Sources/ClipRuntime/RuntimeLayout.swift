@@ -115,8 +115,12 @@ struct ContainerRecord: Codable, Sendable {
     return .object(members)
   }
 
+  /// Replaces the record atomically, without waiting for the disk: a record only has to outlive a crash of the hook
+  /// or the runtime (the page cache does), not of the host, which takes the container's mounts with it; an fsync per
+  /// save cost each container start three journal commits, long ones on a busy disk. A record lost with the host
+  /// leaves `gc` only the mountpoints the hook made under the bundle's rootfs.
   func save(_ layout: RuntimeLayout) throws {
-    try File.writeAtomically(layout.record(id), Array(json.text.utf8))
+    try File.writeAtomically(layout.record(id), Array(json.text.utf8), sync: false)
   }
 
   static func load(_ layout: RuntimeLayout, id: String) -> ContainerRecord? {
