@@ -120,8 +120,10 @@ public final class MountService: @unchecked Sendable {
     }
   }
 
-  /// Fetches the `warm` files on four threads, each as one read of the whole file (so a small file costs the start
-  /// of its span up to its end), while the container that asked for them is still being set up.
+  /// Fetches the spans of the `warm` files, eight requests at once (neighbouring whole spans together; a file's last
+  /// span only up to its end, as a read of the file would), then those of the shared libraries they need
+  /// (`SharedLibraries`), while the container that asked for them is still being set up. Reading each file whole
+  /// instead cost a round trip per span, and the dynamic loader's open of each library one more, one after the other.
   private func startWarming() {
     let reader = self.reader
     let tree = reader.tree
@@ -140,16 +142,33 @@ public final class MountService: @unchecked Sendable {
         break
       }
     }
-    let inodes = found
-    guard !inodes.isEmpty else { return }
+    guard !found.isEmpty else { return }
     let log = self.log
+    let files = found
     let thread = Thread {
       let started = Date()
-      let queue = WorkList(inodes)
-      runOnThreads(min(4, inodes.count), name: "clip-warm") { _ in
-        while let inode = queue.next() { try? reader.read(inode: inode) { _ in } }
+      let fetch = { (inodes: [Int32]) in
+        let positions = inodes.flatMap { inode -> [SpanStore.Position] in
+          guard let entry = tree.entry(of: inode) else { return [] }
+          let range = entry.dataOffset..<entry.dataOffset + entry.size
+          return reader.store.positions(layer: Int(tree.inodes[Int(inode)].layer), range: range, partialEnd: true)
+        }
+        reader.store.prefetch(positions, concurrency: 8, bytesPerSecond: 0, yieldToReads: false)
       }
-      log("warmed \(inodes.count) files in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+      // The files, then the shared libraries they name, level by level (each level's headers are cached by then).
+      var level = files
+      var seen = Set(files)
+      var libraries = 0
+      fetch(level)
+      for _ in 0..<4 {
+        level = level.flatMap { SharedLibraries.libraries(of: $0, in: reader) }.filter { seen.insert($0).inserted }
+        guard !level.isEmpty else { break }
+        libraries += level.count
+        fetch(level)
+      }
+      log(
+        "warmed \(files.count) files and \(libraries) libraries they need in "
+          + "\(Int(Date().timeIntervalSince(started) * 1000)) ms")
     }
     thread.name = "clip-warm"
     thread.start()

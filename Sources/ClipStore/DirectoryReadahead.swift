@@ -63,12 +63,10 @@ public final class DirectoryReadahead: Sendable {
       guard inode.kind == .regular, inode.size > 0, let entry = tree.entry(of: number) else { continue }
       total += entry.size
       guard total <= budget else { return nil }
-      let layer = Int(inode.layer)
-      let layerIndex = store.index.layerIndexes[layer]
-      let first = layerIndex.span(containing: entry.dataOffset)
-      let last = layerIndex.span(containing: entry.dataOffset + entry.size - 1)
-      for span in first...last where spans.last != SpanStore.Position(layer: layer, span: span) {
-        spans.append(SpanStore.Position(layer: layer, span: span))
+      let range = entry.dataOffset..<entry.dataOffset + entry.size
+      for position in store.positions(layer: Int(inode.layer), range: range, partialEnd: false)
+      where spans.last != position {
+        spans.append(position)
       }
     }
     return spans

@@ -525,6 +525,19 @@ public final class SpanStore: Sendable {
     return runs.sorted { $0.first < $1.first }.map { ($0.layer, $0.spans, $0.through) }
   }
 
+  /// The spans holding `range` of layer `layer`'s tar stream, in order; with `partialEnd`, the last one only up to
+  /// the range's end if the range ends inside it (what a read of the range fetches).
+  public func positions(layer: Int, range: Range<UInt64>, partialEnd: Bool) -> [Position] {
+    guard !range.isEmpty else { return [] }
+    let layerIndex = index.layerIndexes[layer]
+    let last = layerIndex.span(containing: range.upperBound - 1)
+    return (layerIndex.span(containing: range.lowerBound)...last).map { span in
+      let whole = layerIndex.uncompressedRange(ofSpan: span)
+      let partial = partialEnd && span == last && range.upperBound < whole.upperBound
+      return Position(layer: layer, span: span, through: partial ? range.upperBound : nil)
+    }
+  }
+
   /// Every span of the image, base layer first.
   public var allSpans: [Position] {
     index.layerIndexes.enumerated().flatMap { layer, layerIndex in
