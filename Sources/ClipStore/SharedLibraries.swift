@@ -16,7 +16,7 @@ public enum SharedLibraries {
     let tableOffset = header.little(at: 32, size: 8)
     let entrySize = Int(header.little(at: 54, size: 2))
     let count = Int(header.little(at: 56, size: 2))
-    guard entrySize >= 56, count <= 512 else { return nil }
+    guard (56...128).contains(entrySize), count <= 512 else { return nil }
     let table = try read(tableOffset, entrySize * count)
     guard table.count == entrySize * count else { return nil }
     var loads: [(vaddr: UInt64, offset: UInt64, size: UInt64)] = []
@@ -50,7 +50,10 @@ public enum SharedLibraries {
     guard let strings, stringsSize <= 1 << 20,
       let segment = loads.first(where: { strings >= $0.vaddr && strings - $0.vaddr < $0.size })
     else { return needed.isEmpty ? (machine, []) : nil }
-    let names = try read(strings - segment.vaddr + segment.offset, Int(stringsSize))
+    // Header fields are the image's bytes: an offset that overflows is a malformed file, not a trap.
+    let (offset, overflow) = (strings - segment.vaddr).addingReportingOverflow(segment.offset)
+    guard !overflow else { return nil }
+    let names = try read(offset, Int(stringsSize))
     return (
       machine,
       needed.compactMap { start -> String? in

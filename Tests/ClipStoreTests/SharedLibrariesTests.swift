@@ -29,6 +29,29 @@ import Testing
     #expect(try needed("/usr/bin/env", limit: 10) == nil)
   }
 
+  @Test func turnsDownAHeaderWhoseOffsetsOverflow() throws {
+    // A crafted file: a loadable segment at file offset 2^64 - 1 holding the string table's address.
+    func le(_ value: UInt64, _ size: Int) -> [UInt8] { (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+    var header = [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0] + [UInt8](repeating: 0, count: 56)
+    header.replaceSubrange(18..<20, with: le(62, 2))
+    header.replaceSubrange(32..<40, with: le(64, 8))  // program headers right after the header
+    header.replaceSubrange(54..<56, with: le(56, 2))
+    header.replaceSubrange(56..<58, with: le(2, 2))
+    func segment(_ type: UInt64, offset: UInt64, vaddr: UInt64, size: UInt64) -> [UInt8] {
+      le(type, 4) + le(0, 4) + le(offset, 8) + le(vaddr, 8) + le(vaddr, 8) + le(size, 8) + le(size, 8) + le(0, 8)
+    }
+    let dynamicAt = UInt64(64 + 2 * 56)
+    let dynamic = le(1, 8) + le(0, 8) + le(5, 8) + le(0x10, 8) + le(10, 8) + le(16, 8) + le(0, 16)
+    let bytes =
+      header + segment(1, offset: .max, vaddr: 0, size: 0x1000)
+      + segment(2, offset: dynamicAt, vaddr: 0x2000, size: UInt64(dynamic.count)) + dynamic
+    let result = try SharedLibraries.needed { offset, count in
+      guard offset < UInt64(bytes.count) else { return [] }
+      return Array(bytes[Int(offset)..<min(bytes.count, Int(offset) + count)])
+    }
+    #expect(result == nil)
+  }
+
   @Test func looksInTheMultiarchFoldersFirst() {
     #expect(SharedLibraries.folders(machine: 62).prefix(2) == ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"])
     #expect(SharedLibraries.folders(machine: 183).first == "/lib/aarch64-linux-gnu")
