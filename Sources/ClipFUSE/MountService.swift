@@ -120,52 +120,15 @@ public final class MountService: @unchecked Sendable {
     }
   }
 
-  /// Fetches the spans of the `warm` files, eight requests at once (neighbouring whole spans together; a file's last
-  /// span only up to its end, as a read of the file would), then those of the shared libraries they need
-  /// (`SharedLibraries`), while the container that asked for them is still being set up. Reading each file whole
-  /// instead cost a round trip per span, and the dynamic loader's open of each library one more, one after the other.
+  /// Fetches the `warm` files and the libraries they need in the background (`Warming`).
   private func startWarming() {
     let reader = self.reader
-    let tree = reader.tree
-    var search = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    if let path = reader.index.runConfig.env?.last(where: { $0.hasPrefix("PATH=") }) {
-      search = path.dropFirst(5).split(separator: ":").map(String.init)
-    }
-    var found: [Int32] = []
-    for name in warm {
-      let candidates = name.contains("/") ? [name] : search.map { $0 + "/" + name }
-      for candidate in candidates {
-        guard let node = tree.resolve(Array(candidate.utf8)) else { continue }
-        let inode = tree.nodes[Int(node)].inode
-        guard tree.inodes[Int(inode)].kind == .regular else { continue }
-        if !found.contains(inode) { found.append(inode) }
-        break
-      }
-    }
-    guard !found.isEmpty else { return }
+    let files = Warming.files(named: warm, in: reader)
+    guard !files.isEmpty else { return }
     let log = self.log
-    let files = found
     let thread = Thread {
       let started = Date()
-      let fetch = { (inodes: [Int32]) in
-        let positions = inodes.flatMap { inode -> [SpanStore.Position] in
-          guard let entry = tree.entry(of: inode) else { return [] }
-          let range = entry.dataOffset..<entry.dataOffset + entry.size
-          return reader.store.positions(layer: Int(tree.inodes[Int(inode)].layer), range: range, partialEnd: true)
-        }
-        reader.store.prefetch(positions, concurrency: 8, bytesPerSecond: 0, yieldToReads: false)
-      }
-      // The files, then the shared libraries they name, level by level (each level's headers are cached by then).
-      var level = files
-      var seen = Set(files)
-      var libraries = 0
-      fetch(level)
-      for _ in 0..<4 {
-        level = level.flatMap { SharedLibraries.libraries(of: $0, in: reader) }.filter { seen.insert($0).inserted }
-        guard !level.isEmpty else { break }
-        libraries += level.count
-        fetch(level)
-      }
+      let libraries = Warming.fetch(files, in: reader)
       log(
         "warmed \(files.count) files and \(libraries) libraries they need in "
           + "\(Int(Date().timeIntervalSince(started) * 1000)) ms")

@@ -63,9 +63,7 @@ public final class DirectoryReadahead: Sendable {
       guard inode.kind == .regular, inode.size > 0, let entry = tree.entry(of: number) else { continue }
       total += entry.size
       guard total <= budget else { return nil }
-      let range = entry.dataOffset..<entry.dataOffset + entry.size
-      for position in store.positions(layer: Int(inode.layer), range: range, partialEnd: false)
-      where spans.last != position {
+      for position in store.positions(ofFile: number, in: tree, partialEnd: false) where spans.last != position {
         spans.append(position)
       }
     }

@@ -525,16 +525,17 @@ public final class SpanStore: Sendable {
     return runs.sorted { $0.first < $1.first }.map { ($0.layer, $0.spans, $0.through) }
   }
 
-  /// The spans holding `range` of layer `layer`'s tar stream, in order; with `partialEnd`, the last one only up to
-  /// the range's end if the range ends inside it (what a read of the range fetches).
-  public func positions(layer: Int, range: Range<UInt64>, partialEnd: Bool) -> [Position] {
-    guard !range.isEmpty else { return [] }
+  /// The spans holding the data of the regular file `inode` of `tree`, in order; with `partialEnd`, the last one only
+  /// up to the file's end if it ends inside it (what a read of the whole file fetches). Empty for other inodes.
+  public func positions(ofFile inode: Int32, in tree: MergedTree, partialEnd: Bool) -> [Position] {
+    guard let entry = tree.entry(of: inode), entry.size > 0 else { return [] }
+    let layer = Int(tree.inodes[Int(inode)].layer)
     let layerIndex = index.layerIndexes[layer]
-    let last = layerIndex.span(containing: range.upperBound - 1)
-    return (layerIndex.span(containing: range.lowerBound)...last).map { span in
-      let whole = layerIndex.uncompressedRange(ofSpan: span)
-      let partial = partialEnd && span == last && range.upperBound < whole.upperBound
-      return Position(layer: layer, span: span, through: partial ? range.upperBound : nil)
+    let end = entry.dataOffset + entry.size
+    let last = layerIndex.span(containing: end - 1)
+    return (layerIndex.span(containing: entry.dataOffset)...last).map { span in
+      let partial = partialEnd && span == last && end < layerIndex.uncompressedRange(ofSpan: span).upperBound
+      return Position(layer: layer, span: span, through: partial ? end : nil)
     }
   }
 
