@@ -12,10 +12,14 @@ import Foundation
 /// Files to warm in a new mount (`clip mount --warm`).
 public enum StartupFiles {
   /// What nearly every container of a glibc image reads as it starts, besides its command: the runtime's user and
-  /// group lookup, the dynamic loader, its cache and the C library (paths an image does not have are skipped).
+  /// group lookup, the dynamic loader, its cache and the C library; and what a program that sets its locale or asks
+  /// the time reads (C.UTF-8's character table, which interpreters such as python load even when no locale is set,
+  /// glibc's converter cache, the local time zone). Paths an image does not have are skipped.
   public static let common = [
     "/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1",
-    "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
+    "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib/locale/C.utf8/LC_CTYPE",
+    "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache", "/usr/lib/aarch64-linux-gnu/gconv/gconv-modules.cache",
+    "/etc/localtime",
   ]
 }
 

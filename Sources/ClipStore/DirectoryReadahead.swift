@@ -5,8 +5,10 @@ import Synchronization
 /// Fetches, in the background, the spans holding the files of a directory once a second file of it is opened:
 /// programs that read several files of one directory tend to read many (an interpreter's modules, a package's data
 /// files), and without a profile each such read would otherwise cost a round trip after the other. A directory one
-/// file is read from (a library among hundreds, a command) is left alone. Only directories whose files hold at most
-/// `budget` bytes, each directory once per mount, whole spans, several requests at once.
+/// file is read from (a library among hundreds, a command) is left alone, unless it is small: a directory whose files
+/// hold at most `budget / 8` bytes (a package's few modules, a locale) is read ahead at its first open, since its
+/// second would otherwise wait a round trip for little. Only directories whose files hold at most `budget` bytes, each
+/// directory once per mount, whole spans, several requests at once.
 ///
 /// ## Concurrency model
 /// Safe to share between threads: what was opened where is behind a mutex; fetching happens on background threads
@@ -33,28 +35,31 @@ public final class DirectoryReadahead: Sendable {
     self.budget = budget
   }
 
-  /// Notes that the file of inode `inode` was opened: its directory is read ahead if this is the second file opened
-  /// in it and its files hold at most `budget` bytes.
+  /// Notes that the file of inode `inode` was opened: its directory is read ahead if its files hold at most
+  /// `budget / 8` bytes, or if this is the second file opened in it and they hold at most `budget` bytes.
   public func opened(inode: Int32) {
     let node = tree.primaryNode[Int(inode)]
     guard node >= 0 else { return }
     let directory = tree.nodes[Int(node)].parent
-    let second = opened.withLock { opened -> Bool in
-      guard let first = opened[directory] else {
-        opened[directory] = inode
-        return false
+    guard directory >= 0 else { return }
+    let seen = opened.withLock { opened -> Int32? in
+      let first = opened[directory]
+      if first == nil || (first != Self.readAhead && first != inode) {
+        opened[directory] = first == nil ? inode : Self.readAhead
       }
-      guard first != Self.readAhead, first != inode else { return false }
-      opened[directory] = Self.readAhead
-      return true
+      return first
     }
-    guard directory >= 0, second, let spans = spans(of: directory) else { return }
-    store.prefetchInBackground(spans, concurrency: Self.concurrency)
+    guard seen != Self.readAhead, seen != inode else { return }
+    if let spans = spans(of: directory, within: seen == nil ? budget / 8 : budget) {
+      opened.withLock { $0[directory] = Self.readAhead }
+      store.prefetchInBackground(spans, concurrency: Self.concurrency)
+    }
   }
 
   /// The spans holding the data of `directory`'s regular files (not those of its subdirectories), or nil if the
-  /// files hold more than `budget` bytes.
-  func spans(of directory: Int32) -> [SpanStore.Position]? {
+  /// files hold more than `limit` bytes (by default `budget`).
+  func spans(of directory: Int32, within limit: UInt64? = nil) -> [SpanStore.Position]? {
+    let limit = limit ?? budget
     var total: UInt64 = 0
     var spans: [SpanStore.Position] = []
     for child in tree.children(of: directory) {
@@ -62,7 +67,7 @@ public final class DirectoryReadahead: Sendable {
       let inode = tree.inodes[Int(number)]
       guard inode.kind == .regular, inode.size > 0, let entry = tree.entry(of: number) else { continue }
       total += entry.size
-      guard total <= budget else { return nil }
+      guard total <= limit else { return nil }
       for position in store.positions(ofFile: number, in: tree, partialEnd: false) where spans.last != position {
         spans.append(position)
       }

@@ -62,6 +62,22 @@ import Testing
     #expect(source.reads.count == requests)
   }
 
+  @Test func aSmallDirectoryIsReadAheadAtItsFirstOpen() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (reader, source) = try reader()
+    let readahead = DirectoryReadahead(tree: reader.tree, store: reader.store, budget: 8 << 20)  // 800 kB <= 1 MiB
+    let first = try inode(reader, "small/f3")
+    let spans = try #require(readahead.spans(of: reader.tree.nodes[Int(reader.tree.primaryNode[Int(first)])].parent))
+    readahead.opened(inode: first)
+    for _ in 0..<200 where reader.store.stats.snapshot().spansPrefetched < UInt64(spans.count) { usleep(10_000) }
+    #expect(reader.store.stats.snapshot().spansPrefetched == UInt64(spans.count))
+    let requests = source.reads.count
+    readahead.opened(inode: try inode(reader, "small/f4"))  // once per directory
+    readahead.opened(inode: try inode(reader, "big/whole"))  // 3 MB: only at a second open
+    usleep(100_000)
+    #expect(source.reads.count == requests)
+  }
+
   @Test func directoriesOverTheBudgetAreLeftAlone() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (reader, source) = try reader()

@@ -34,7 +34,7 @@ killed).  Modes combine:
   --rate-mbit N    token-bucket limit per direction, shared by all
                    connections (like one link)
   --log FILE       one line per HTTP request:
-                   METHOD PATH RANGE STATUS BODY_BYTES ms=ELAPSED [note]
+                   METHOD PATH RANGE STATUS BODY_BYTES ms=ELAPSED at=START [note]
                    RANGE is the client's Range header ("-" if none); note
                    is one of fail-first, range-stripped, corrupt@OFFSET,
                    cut@BYTES
@@ -326,9 +326,10 @@ class Proxy:
     def log(self, method, path, rng, status, nbytes, t0, note=""):
         if not self.logf:
             return
-        line = "%s %s %s %s %d ms=%.1f%s\n" % (
-            method, path, rng or "-", status, nbytes,
-            (time.monotonic() - t0) * 1000.0, (" " + note) if note else "")
+        now = time.monotonic()
+        line = "%s %s %s %s %d ms=%.1f at=%.3f%s\n" % (
+            method, path, rng or "-", status, nbytes, (now - t0) * 1000.0,
+            time.time() - (now - t0), (" " + note) if note else "")
         with self.lock:
             self.logf.write(line)
 
