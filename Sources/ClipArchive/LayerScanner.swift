@@ -29,6 +29,8 @@ public struct LayerScan: Sendable {
   public var spanPieces: [SpanPieces]
   /// The tar entries in stream order.
   public var entries: [TarEntry]
+  /// The shared libraries the layer's dynamically linked ELF files name (DT_NEEDED), by entry number.
+  public var neededLibraries: [Int: [String]] = [:]
 }
 
 /// Reads a layer blob once, front to back: decompresses it, walks its tar stream, records checkpoints every
@@ -64,6 +66,7 @@ public final class LayerScanner {
     var digest: [UInt8] = []
     var diffID: [UInt8] = []
     var entries: [TarEntry] = []
+    var neededLibraries: [Int: [String]] = [:]
     let windows = WindowSparsifier()
     defer { windows.close() }
     var spans = SpanRecorder(spanSize: spanSize, pieceSize: pieceSize, windows: windows)
@@ -81,6 +84,7 @@ public final class LayerScanner {
       try spans.finish(input: input, output: output)
       let results = try worker.finish()
       (digest, diffID, entries) = (results.digest, results.diffID, results.entries)
+      neededLibraries = results.neededLibraries
       spans.setDigests(results.spans)
     } catch let error as ClipError {
       if error.context.contains(where: { $0.hasPrefix("offset") || $0.contains("offset ") }) { throw error }
@@ -90,7 +94,7 @@ public final class LayerScanner {
       compression: compression, compressedSize: input.consumedOffset + UInt64(input.available.count),
       uncompressedSize: output.total, digest: digest, diffID: diffID,
       checkpoints: spans.checkpoints, spanDigests: spans.digests, pieceSize: spans.pieceSize,
-      spanPieces: spans.pieces, entries: entries)
+      spanPieces: spans.pieces, entries: entries, neededLibraries: neededLibraries)
   }
 
   private func checkMagic(_ input: CompressedInput) throws {

@@ -248,6 +248,8 @@ final class ScanWorker: @unchecked Sendable {
     var diffID: [UInt8]
     var entries: [TarEntry]
     var spans: [SpanDigests]
+    /// The libraries the layer's programs name, by entry number.
+    var neededLibraries: [Int: [String]]
   }
 
   private let blobHasher = SHA256()
@@ -260,6 +262,8 @@ final class ScanWorker: @unchecked Sendable {
   private var spans: [SpanDigests] = []
   private var reader = TarReader()
   private var entries: [TarEntry] = []
+  private var programs = ProgramLibraries()
+  private var tarOffset: UInt64 = 0
 
   private let jobs: JobThread<(stream: Stream, buffer: UnsafeMutableRawBufferPointer?, count: Int)>
   /// The free buffers and the first error, shared with the worker thread.
@@ -316,7 +320,9 @@ final class ScanWorker: @unchecked Sendable {
     close()
     if let failure = currentFailure { throw failure }
     try reader.finish()
-    return Results(digest: blobHasher.finish(), diffID: tarHasher.finish(), entries: entries, spans: spans)
+    return Results(
+      digest: blobHasher.finish(), diffID: tarHasher.finish(), entries: entries, spans: spans,
+      neededLibraries: programs.needed)
   }
 
   /// Stops the worker once what was fed is processed (also on the error path) and waits for it.
@@ -351,7 +357,12 @@ final class ScanWorker: @unchecked Sendable {
       case .tar:
         tarHasher.update(bytes)
         do {
-          try reader.feed(bytes) { entries.append($0) }
+          try reader.feed(bytes) { entry in
+            programs.note(entry, number: entries.count)
+            entries.append(entry)
+          }
+          programs.feed(bytes, at: tarOffset)
+          tarOffset += UInt64(bytes.count)
         } catch let caught {
           error = caught
         }

@@ -7,10 +7,11 @@ import ClipOCI
 /// per layer. A layer frame depends only on the layer, so it is byte-identical in every image that has the layer and
 /// can be stored on its own, keyed by the layer digest.
 public enum IndexFormat {
-  /// The format version this code writes. It reads versions 1 (no span pieces) and 2 (whole windows) too.
-  public static let version: UInt16 = 3
+  /// The format version this code writes. It reads versions 1 (no span pieces), 2 (whole windows) and 3 (no
+  /// needed libraries) too.
+  public static let version: UInt16 = 4
   /// The versions this code reads.
-  static let readable: ClosedRange<UInt16> = 1...3
+  static let readable: ClosedRange<UInt16> = 1...4
   /// The first bytes of every frame.
   public static let magic: [UInt8] = Array("CLIPIDX\0".utf8)
   /// zstd level for frame payloads: measured as the knee of size against time.
@@ -223,6 +224,7 @@ public enum IndexFormat {
       for xattr in entry.xattrs { bound += 10 + xattr.name.utf8.count + xattr.value.count }
     }
     for pieces in layer.spanPieces { bound += pieces.reach.count * (10 + 32) }
+    for names in layer.neededLibraries.values { bound += 20 + names.reduce(0) { $0 + 10 + $1.utf8.count } }
     w.bytes.reserveCapacity(bound)
     w.raw(layer.digest.bytes)
     w.u8(layer.compression.rawValue)
@@ -283,6 +285,17 @@ public enum IndexFormat {
         }
         for digest in pieces.digests { w.raw(digest) }
       }
+    }
+    // Needed libraries (version 4): 0 if not recorded, else the program count + 1; per program, by entry number,
+    // the entry number's delta and the names.
+    let programs = layer.recordsNeededLibraries ? layer.neededLibraries.sorted(by: { $0.key < $1.key }) : []
+    w.varint(layer.recordsNeededLibraries ? programs.count + 1 : 0)
+    var previousEntry = 0
+    for (entry, names) in programs {
+      w.varint(entry - previousEntry)
+      previousEntry = entry
+      w.varint(names.count)
+      for name in names { w.string(name) }
     }
     return w.bytes
   }
@@ -396,6 +409,28 @@ public enum IndexFormat {
         layer.spanPieces.append(SpanPieces(reach: reach, digests: digests))
       }
       layer.pieceSize = pieceSize
+    }
+    // Needed libraries (version 4; absent before)
+    let stored = version >= 4 ? try r.varint() : 0
+    if stored > 0 {
+      layer.recordsNeededLibraries = true
+      let programs = stored - 1
+      guard programs <= UInt64(layer.entries.count) else {
+        throw r.corrupt("\(programs) programs in \(layer.entries.count) entries")
+      }
+      var entry: UInt64 = 0
+      for index in 0..<Int(programs) {
+        let (next, overflow) = entry.addingReportingOverflow(try r.varint())
+        guard !overflow, next < UInt64(layer.entries.count), index == 0 || next > entry,
+          layer.entries[Int(next)].kind == .regular
+        else { throw r.corrupt("needed libraries of entry \(next): not a file of the layer, or out of order") }
+        entry = next
+        let count = try r.varint()
+        guard count > 0, count <= UInt64(r.remaining) else { throw r.corrupt("\(count) needed libraries") }
+        var names: [String] = []
+        for _ in 0..<Int(count) { names.append(try r.string()) }
+        layer.neededLibraries[Int(entry)] = names
+      }
     }
     guard r.remaining == 0 else { throw r.corrupt("trailing bytes") }
     return layer

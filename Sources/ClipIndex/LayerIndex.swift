@@ -28,12 +28,19 @@ public struct LayerIndex: Sendable, Equatable {
   public var spanPieces: [SpanPieces]
   /// The tar entries in stream order.
   public var entries: [TarEntry]
+  /// The shared libraries the layer's dynamically linked ELF files name (DT_NEEDED), by entry number; files that
+  /// name none are left out.
+  public var neededLibraries: [Int: [String]]
+  /// Whether `neededLibraries` was recorded (format 4 and later): if not, a program's libraries are only known by
+  /// reading its headers.
+  public var recordsNeededLibraries: Bool
 
   /// Creates a layer index.
   public init(
     digest: Digest, compression: LayerCompression, compressedSize: UInt64, uncompressedSize: UInt64,
     diffID: Digest, spanSize: UInt64, checkpoints: [Checkpoint], spanDigests: [[UInt8]],
-    pieceSize: UInt64 = 0, spanPieces: [SpanPieces] = [], entries: [TarEntry]
+    pieceSize: UInt64 = 0, spanPieces: [SpanPieces] = [], entries: [TarEntry],
+    neededLibraries: [Int: [String]]? = nil
   ) {
     self.digest = digest
     self.compression = compression
@@ -46,6 +53,8 @@ public struct LayerIndex: Sendable, Equatable {
     self.pieceSize = spanPieces.isEmpty ? 0 : pieceSize
     self.spanPieces = spanPieces
     self.entries = entries
+    self.neededLibraries = neededLibraries ?? [:]
+    self.recordsNeededLibraries = neededLibraries != nil
   }
 
   /// Builds the index from a scan, checking the scan's digests against the ones the manifest promised.
@@ -63,7 +72,7 @@ public struct LayerIndex: Sendable, Equatable {
       digest: digest, compression: scan.compression, compressedSize: scan.compressedSize,
       uncompressedSize: scan.uncompressedSize, diffID: diffID, spanSize: spanSize, checkpoints: scan.checkpoints,
       spanDigests: scan.spanDigests, pieceSize: scan.pieceSize, spanPieces: scan.spanPieces,
-      entries: scan.entries)
+      entries: scan.entries, neededLibraries: scan.neededLibraries)
   }
 
   /// Number of spans.

@@ -23,7 +23,9 @@ public struct RegistrySource: ImageSource {
     let transport: CurlTransport
     if let readTimeout {
       let attempt = max(readTimeout / 2, 1)
-      transport = CurlTransport(connectTimeout: min(5, attempt), stallTimeout: attempt)
+      // A mount's reads share the pool with its fetches ahead (warming, read-ahead, profiles, each several
+      // requests wide): room for both, so that a read does not queue behind them.
+      transport = CurlTransport(maxConnections: 24, connectTimeout: min(5, attempt), stallTimeout: attempt)
     } else {
       transport = CurlTransport()
     }

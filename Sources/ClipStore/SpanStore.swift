@@ -159,20 +159,20 @@ public final class SpanStore: Sendable {
   }
 
   /// Makes sure spans are present (fetching missing ones), returning where each is. With `through` (where the read
-  /// ends), a read within one span of a gzip layer needs only the span's start up to there: a cached start that
-  /// reaches it serves, and a miss fetches only the first pieces (`LayerIndex.prefix`). A later read that needs more
+  /// ends), the span a read of a gzip layer ends in is needed only up to there (the spans before it whole): a cached
+  /// start that reaches it serves, and a miss of that span alone fetches only its first pieces (`LayerIndex.prefix`). A later read that needs more
   /// of a started span fetches only pieces after the start (whose compressed bytes are kept), enough to reach the
   /// read and at least doubling the start, or the whole span if the start is no longer kept.
   func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool, through: UInt64?) throws -> [Int: Resident] {
     let layerIndex = index.layerIndexes[layer]
-    let needed = spans.count == 1 ? through : nil
     var resident: [Int: Resident] = [:]
     var mine: [(Int, Flight, prefix: (pieces: Int, reach: UInt64)?)] = []
     var theirs: [(Int, Flight)] = []
     for span in spans {
+      // A read needs the spans it goes past whole, and the one it ends in up to where it ends.
+      let needed = span == spans.upperBound ? through : nil
       let key = key(layer: layer, span: span)
       if record {
-        // As far as this read needs the span: a read across spans takes each whole (as it is fetched).
         touched.withLock { $0.note(key, reach: min(needed ?? key.range.upperBound, key.range.upperBound)) }
       }
       if let found = lookup(key) ?? needed.flatMap({ cachedStart(layer: layer, span: span, reaching: $0) }) {
@@ -219,6 +219,8 @@ public final class SpanStore: Sendable {
         theirs.append((span, flight))
       }
     }
+    // Spans fetched together come whole with one request: a start of the last would cost a request of its own.
+    if mine.count > 1 { mine = mine.map { ($0.0, $0.1, nil) } }
     var failure: (any Error)?
     var run: [(Int, Flight, prefix: (pieces: Int, reach: UInt64)?)] = []
     func fetchRun() {
@@ -260,6 +262,7 @@ public final class SpanStore: Sendable {
     if let failure { throw failure }
     for (span, flight) in theirs {
       let (found, end) = try flight.wait()
+      let needed = span == spans.upperBound ? through : nil
       if end < needed ?? key(layer: layer, span: span).range.upperBound {
         // That fetch brought a start that ends before this read does: fetch what is missing.
         resident[span] = try ensure(layer: layer, spans: span...span, record: false, through: needed)[span]
@@ -479,10 +482,13 @@ public final class SpanStore: Sendable {
   }
 
   /// Fetches spans ahead of reads with `concurrency` threads, at most `bytesPerSecond` (0: unlimited), yielding to
-  /// reads in progress: whole spans next to each other in a layer together (`runs`), in the order they are listed.
+  /// reads in progress: whole spans next to each other in a layer together (`runs`, at most `longestRun`), in the
+  /// order they are listed.
   /// Returns when done; errors are counted and skipped (a read will retry).
-  public func prefetch(_ spans: [Position], concurrency: Int, bytesPerSecond: UInt64, yieldToReads: Bool) {
-    let queue = WorkList(Self.runs(spans))
+  public func prefetch(
+    _ spans: [Position], concurrency: Int, bytesPerSecond: UInt64, yieldToReads: Bool, longestRun: Int = 4
+  ) {
+    let queue = WorkList(Self.runs(spans, longest: longestRun))
     let started = DispatchTime.now().uptimeNanoseconds
     let budgetUsed = ByteCounter()
     runOnThreads(max(1, concurrency), name: "clip-prefetch") { [self] _ in

@@ -2,13 +2,17 @@ import ClipCore
 import ClipIndex
 
 /// Fetches the files a program about to start will read (`clip mount --warm`), while its container is still being
-/// set up: the named files' spans, eight requests at once (neighbouring whole spans together, a file's last span only
-/// up to its end, as a read of the file would), then the shared libraries they need (`SharedLibraries`), level by
-/// level, each level once the one before is cached. Reading each file whole instead cost a round trip per span, and
-/// the dynamic loader's open of each library one more, one after the other.
+/// set up: the named files' spans and those of the shared libraries they need (`SharedLibraries`), eight requests at
+/// once (two neighbouring whole spans together, a file's last span only up to its end, as a read of the file would),
+/// every file's first span first, then every last one, then the rest.
+/// When the index records every program's libraries (format 4) all go in one wave; otherwise the libraries are read
+/// from the programs' headers, level by level, each level once the one before is cached. Reading each file whole
+/// instead cost a round trip per span, and the dynamic loader's open of each library one more, one after the other.
 public enum Warming {
   /// Requests in flight at once.
   static let concurrency = 8
+  /// Whole spans fetched with one request: few, so that what a start needs first is not held up by the rest.
+  static let longestRun = 2
   /// Levels of libraries followed (a program's, theirs, …).
   static let depth = 4
 
@@ -37,19 +41,28 @@ public enum Warming {
   /// Fetches `files` and the libraries they need; returns how many libraries that was.
   public static func fetch(_ files: [Int32], in reader: ImageReader) -> Int {
     let fetch = { (inodes: [Int32]) in
-      let positions = inodes.flatMap { reader.store.positions(ofFile: $0, in: reader.tree, partialEnd: true) }
-      reader.store.prefetch(positions, concurrency: concurrency, bytesPerSecond: 0, yieldToReads: false)
+      // What a start reads first goes first (the link is shared): every file's first span (a small file whole, a
+      // program's headers), then every last span (where a program's dynamic section and data are), then the rest.
+      let files = inodes.map { reader.store.positions(ofFile: $0, in: reader.tree, partialEnd: true) }
+      let positions =
+        files.compactMap(\.first) + files.compactMap { $0.count > 1 ? $0.last : nil }
+        + files.flatMap { $0.dropFirst().dropLast() }
+      reader.store.prefetch(
+        positions, concurrency: concurrency, bytesPerSecond: 0, yieldToReads: false, longestRun: longestRun)
     }
+    let recorded = SharedLibraries.recorded(in: reader)
     var level = files
+    var wave = files  // what the one fetch brings when the index names the libraries
     var seen = Set(files)
     var libraries = 0
-    fetch(level)
+    if !recorded { fetch(level) }
     for _ in 0..<depth {
       level = level.flatMap { SharedLibraries.libraries(of: $0, in: reader) }.filter { seen.insert($0).inserted }
       guard !level.isEmpty else { break }
       libraries += level.count
-      fetch(level)
+      if recorded { wave += level } else { fetch(level) }
     }
+    if recorded { fetch(wave) }
     return libraries
   }
 }

@@ -54,6 +54,21 @@ func makeImage() throws -> ImageIndex {
     #expect(try IndexFormat.decodeLayer(layerBytes) == image.layerIndexes[0])
   }
 
+  @Test func neededLibrariesRoundTrip() throws {
+    var layer = try makeLayer(sampleEntries)
+    #expect(!layer.recordsNeededLibraries)
+    #expect(try IndexFormat.decodeLayer(IndexFormat.encode(layer)) == layer)  // not recorded stays not recorded
+    layer.recordsNeededLibraries = true
+    #expect(try IndexFormat.decodeLayer(IndexFormat.encode(layer)) == layer)  // recorded, none
+    layer.neededLibraries = [2: ["libcap.so.2", "libc.so.6"], 1: ["libc.so.6"]]
+    let bytes = IndexFormat.encode(layer)
+    #expect(try IndexFormat.decodeLayer(bytes) == layer)
+    // Names pointing at an entry that is not a file of the layer are corrupt.
+    layer.neededLibraries = [3: ["libc.so.6"]]  // bin/sh, a symlink
+    let error = try #require(throws: ClipError.self) { try IndexFormat.decodeLayer(IndexFormat.encode(layer)) }
+    #expect(error.code == .corrupt)
+  }
+
   @Test func deterministicAndLayerFramesShared() throws {
     let image = try makeImage()
     let bytes = IndexFormat.encode(image)
@@ -101,7 +116,8 @@ func makeImage() throws -> ImageIndex {
     let window = layer.checkpoints[1].window
     #expect(window.count == deflateWindowSize && window.keptCount == deflateWindowSize, "a whole window")
     let rewritten = IndexFormat.encode(index)
-    #expect(rewritten[8] == 3)
+    #expect(rewritten[8] == 4)
+    #expect(!layer.recordsNeededLibraries)
     #expect(try IndexFormat.decodeImage(rewritten) == index)
   }
 }

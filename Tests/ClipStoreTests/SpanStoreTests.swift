@@ -172,6 +172,33 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     #expect(store.stats.snapshot().spansFetched == 1)
   }
 
+  @Test func aReadAcrossSpansNeedsOnlyTheStartOfTheLast() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let source = CountingSource(inner)
+    let store = SpanStore(
+      index: index, source: source, disk: try DiskCache(root: directory + "/cache", limit: 1 << 30))
+    let entry = try #require(index.layerIndexes[0].entries.first { $0.path == Array("big".utf8) })
+    let first = store.key(layer: 0, span: 1).range
+    func read(_ offset: UInt64, _ count: Int) throws -> [UInt8] {
+      try SpanStore.gather(try store.read(layer: 0, offset: offset, count: count))
+    }
+    // Span 1 whole and span 2's start (as a warm of a file ending early in span 2 fetches them)...
+    store.prefetch(
+      [SpanStore.Position(layer: 0, span: 1), SpanStore.Position(layer: 0, span: 2, through: first.upperBound + 1000)],
+      concurrency: 2, bytesPerSecond: 0, yieldToReads: false)
+    let fetched = source.reads.count
+    // ...serve a read from span 1 into span 2 up to there without another request.
+    let offset = first.upperBound - 5000
+    let bytes = try read(offset, 5900)
+    #expect(bytes == Array(content[Int(offset - entry.dataOffset)..<Int(offset - entry.dataOffset) + 5900]))
+    #expect(source.reads.count == fetched)
+    // Past the start: span 2 is fetched on (only its missing pieces), and the read is right.
+    let longer = try read(offset, 200_000)
+    #expect(longer == Array(content[Int(offset - entry.dataOffset)..<Int(offset - entry.dataOffset) + 200_000]))
+    #expect(source.reads.count == fetched + 1)
+  }
+
   @Test func failuresAreNotCachedAndReadsRecover() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (index, inner) = try image()
