@@ -5,12 +5,15 @@
 #
 #   integration/startup-order.sh            (make startup-order; root, perf, runc; the release binary built)
 #
-# Method: a bundle of the Debian image (ensure_image debian, an OCI layout: no registry) run by runc three times —
-# cold (the hook mounts the image and starts its daemon), then twice warm (the image mounted: the hooks a node runs
-# for every container) — with the block device's read-ahead off and the page cache dropped before each, so that
-# every first touch of a page of the binary is a fault of its own; `perf record -e page-faults` follows runc's
-# children. Each text page the warm runs' hooks faulted is named by the function at the fault (perf's symbol +
-# offset, rebased with nm); every function overlapping such a page goes into the list, in order of first fault.
+# Method: a bundle of the Debian image (ensure_image debian, served by a loopback registry with its index published:
+# what `clip index --push` gives a fleet) run by runc three times —
+# cold (the hook mounts the image and starts its daemon, which warms the command), then twice warm (the image
+# mounted: the hooks a node runs for every container) — with the block device's read-ahead off and the page cache
+# dropped before each, so that every first touch of a page of the binary is a fault of its own; `perf record -e
+# page-faults` follows runc's children. Each text page the runs' clip processes faulted is named by the function at
+# the fault (perf's symbol + offset, rebased with nm); every function overlapping such a page goes into the list, in
+# order of first fault: the warm runs' first (what every container start runs), then what the cold run added (a new
+# image's mount daemon).
 # Symbols the next build no longer has are ignored by the linker, so a stale list only costs speed.
 set -euo pipefail
 
@@ -19,6 +22,8 @@ root=$(cd "$here/.." && pwd)
 CLIP=${CLIP:-$root/.build/release/clip}
 # shellcheck source=lib.sh
 source "$here/lib.sh" # ensure_image, IMG, WORK
+# shellcheck source=registry/lib.sh
+source "$here/registry/lib.sh" # registry_start, registry_push, registry_stop_all
 OUT=${STARTUP_ORDER_OUT:-$root/Sources/clip/startup-order.txt}
 for tool in perf runc nm; do command -v "$tool" >/dev/null || { echo "startup-order: needs $tool" >&2; exit 1; }; done
 [ -x "$CLIP" ] || { echo "startup-order: no $CLIP (make release first)" >&2; exit 1; }
@@ -32,12 +37,21 @@ cleanup() {
   runc --root "$tmp/state" delete -f order1 >/dev/null 2>&1 || true
   "$tmp/cold/clip" gc --root "$tmp/clip" --force >/dev/null 2>&1 || "$CLIP" gc --root "$tmp/clip" --force >/dev/null 2>&1 || true
   [ -z "$ra_saved" ] || echo "$ra_saved" >"$ra_file"
+  registry_stop_all
   [ -n "${STARTUP_ORDER_KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-"$CLIP" bundle "oci:$IMG/debian:latest" "$tmp/bundle" --root "$tmp/clip" --keep-warm 60 -- /bin/true >/dev/null
-"$CLIP" gc --root "$tmp/clip" --force >/dev/null 2>&1 || true # index kept, nothing mounted: the first run is cold
+registry_start order
+registry_push "$IMG/debian:latest" "$REGISTRY_ORDER/debian:latest"
+"$CLIP" index "docker://$REGISTRY_ORDER/debian:latest" -o "$tmp/debian.clip" --push >/dev/null
+"$CLIP" bundle "docker://$REGISTRY_ORDER/debian:latest" "$tmp/bundle" --root "$tmp/setup" --keep-warm 60 -- /bin/true \
+  >/dev/null
+"$CLIP" gc --root "$tmp/setup" --force >/dev/null 2>&1 || true
+# The runs' own root, empty: the first run looks the image up and fetches its published index, as a new node does.
+jq --arg r "$tmp/clip" --arg s "$tmp/setup" '.hooks[][].args |= map(if . == $s then $r else . end)' \
+  "$tmp/bundle/config.json" >"$tmp/c.json"
+mv "$tmp/c.json" "$tmp/bundle/config.json"
 # Two copies of the binary: the cold run's (its hooks and the image daemon it starts) and the warm runs' — the daemon
 # keeps its pages cached, and the kernel maps cached neighbours of a faulting page without a fault of their own, so
 # the warm runs' hooks must not share its file.
@@ -53,14 +67,13 @@ for run in 1 2 3; do
   sync
   echo 3 >/proc/sys/vm/drop_caches
   record=(perf record -q -e page-faults -c 1 -d -o "$tmp/faults-$run.data" --)
-  [ "$run" != 1 ] || record=() # the cold run only mounts the image
   "${record[@]}" runc --root "$tmp/state" run -b "$tmp/bundle" "order$run" </dev/null >/dev/null 2>"$tmp/run-$run.log"
 done
 [ -z "$ra_saved" ] || echo "$ra_saved" >"$ra_file"
 
 # Text faults of the clip processes (perf script lines "COMM ADDR ADDR-SYMBOL (DSO) IP SYMBOL+OFFSET (DSO)"): a fault on
 # the faulting instruction's own page, in the binary, names its page by SYMBOL+OFFSET; nm gives the symbol's address.
-for run in 2 3; do
+for run in 2 3 1; do
   perf script -i "$tmp/faults-$run.data" --no-demangle -F comm,ip,sym,symoff,dso,addr 2>/dev/null
 done >"$tmp/faults"
 nm -S --defined-only "$CLIP" >"$tmp/symbols"

@@ -117,3 +117,28 @@ public final class JobThread<Job>: @unchecked Sendable {
     }
   }
 }
+
+/// Work started on another thread whose result is waited for later.
+public final class Background<Value: Sendable>: Sendable {
+  private let result = Mutex<Value?>(nil)
+  private let group = DispatchGroup()
+
+  /// Creates a background slot with nothing started.
+  public init() {}
+
+  /// Runs `work` on a global queue.
+  public func start(_ work: @escaping @Sendable () -> Value) {
+    group.enter()
+    DispatchQueue.global().async { [self] in
+      let value = work()
+      result.withLock { $0 = value }
+      group.leave()
+    }
+  }
+
+  /// The result of the work started, once it is done; nil if none was started.
+  public func wait() -> Value? {
+    group.wait()
+    return result.withLock { $0 }
+  }
+}

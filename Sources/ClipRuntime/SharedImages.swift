@@ -56,7 +56,16 @@ struct SharedImages {
       return known
     }
     let source = try openImageSource(request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile)
-    let image = try ClipError.inContext(request.reference) { try source.resolve(platform: platform) }
+    // An index published for the image is looked for while its config is fetched (both need only the manifest
+    // digest), unless this host has the index already.
+    let lookup = Background<Result<PublishedIndex.Blobs?, any Error>>()
+    let image = try ClipError.inContext(request.reference) {
+      guard let registry = source as? RegistrySource else { return try source.resolve(platform: platform) }
+      return try registry.resolve(platform: platform) { manifest in
+        guard !Self.isUsable(layout.index(manifest.hex)) else { return }
+        lookup.start { Result { try registry.findPublishedBlobs(subject: manifest) } }
+      }
+    }
     let key = image.manifestDigest.hex
     let path = layout.index(key)
     defer { try? File.writeAtomically(resolved, Array("\(key)\n\(name)".utf8), sync: false) }
@@ -69,7 +78,7 @@ struct SharedImages {
       indexer.note = log
       let started = Date()
       let (bytes, profile) = try ClipError.inContext(request.reference) {
-        try indexer.indexFile(source, image: image)
+        try indexer.indexFile(source, image: image, lookup: lookup.wait())
       }
       if let profile { try File.writeAtomically(layout.profile(key), profile) }
       try File.writeAtomically(path, bytes)

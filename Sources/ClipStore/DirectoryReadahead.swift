@@ -7,8 +7,9 @@ import Synchronization
 /// files), and without a profile each such read would otherwise cost a round trip after the other. A directory one
 /// file is read from (a library among hundreds, a command) is left alone, unless it is small: a directory whose files
 /// hold at most `budget / 8` bytes (a package's few modules, a locale) is read ahead at its first open, since its
-/// second would otherwise wait a round trip for little. Only directories whose files hold at most `budget` bytes, each
-/// directory once per mount, whole spans, several requests at once.
+/// second would otherwise wait a round trip for little. So is one named like a directory read ahead before: a program
+/// that read one such directory tends to read the others (python's `__pycache__` of each package). Only directories
+/// whose files hold at most `budget` bytes, each directory once per mount, whole spans, several requests at once.
 ///
 /// ## Concurrency model
 /// Safe to share between threads: what was opened where is behind a mutex; fetching happens on background threads
@@ -23,6 +24,8 @@ public final class DirectoryReadahead: Sendable {
   /// Per directory seen: the first file opened in it, or `readAhead` once it was read ahead.
   private let opened = Mutex<[Int32: Int32]>([:])
   private static let readAhead: Int32 = -1
+  /// The names of the directories read ahead so far.
+  private let names = Mutex<Set<ArraySlice<UInt8>>>([])
 
   /// Requests in flight per directory read ahead.
   static let concurrency = 8
@@ -36,7 +39,8 @@ public final class DirectoryReadahead: Sendable {
   }
 
   /// Notes that the file of inode `inode` was opened: its directory is read ahead if its files hold at most
-  /// `budget / 8` bytes, or if this is the second file opened in it and they hold at most `budget` bytes.
+  /// `budget / 8` bytes, or if this is the second file opened in it or a directory of its name was read ahead and they
+  /// hold at most `budget` bytes.
   public func opened(inode: Int32) {
     let node = tree.primaryNode[Int(inode)]
     guard node >= 0 else { return }
@@ -50,8 +54,11 @@ public final class DirectoryReadahead: Sendable {
       return first
     }
     guard seen != Self.readAhead, seen != inode else { return }
-    if let spans = spans(of: directory, within: seen == nil ? budget / 8 : budget) {
+    let name = tree.nodes[Int(directory)].name
+    let known = seen != nil || names.withLock { $0.contains(name) }
+    if let spans = spans(of: directory, within: known ? budget : budget / 8) {
       opened.withLock { $0[directory] = Self.readAhead }
+      names.withLock { _ = $0.insert(name) }
       store.prefetchInBackground(spans, concurrency: Self.concurrency)
     }
   }

@@ -41,12 +41,16 @@ public struct ImageIndexer: Sendable {
 
   /// Indexes like `index` and returns the index file's bytes — a published index's bytes as the registry gave them
   /// (checked as `index` checks them; its recorded source is the publisher's), else the new index encoded — and the
-  /// prefetch profile published with the index, if any.
-  public func indexFile(_ source: any ImageSource, image resolved: ResolvedImage? = nil) throws -> (
-    index: [UInt8], profile: [UInt8]?
-  ) {
+  /// prefetch profile published with the index, if any. `lookup` is what looking for the published index already
+  /// found (`RegistrySource.findPublishedBlobs`, started while the config was fetched), if it was looked for.
+  public func indexFile(
+    _ source: any ImageSource, image resolved: ResolvedImage? = nil,
+    lookup: Result<PublishedIndex.Blobs?, any Error>? = nil
+  ) throws -> (index: [UInt8], profile: [UInt8]?) {
     let image = try resolved ?? source.resolve(platform: platform)
-    if usePublished, let registry = source as? RegistrySource, let published = published(registry, image: image) {
+    if usePublished, let registry = source as? RegistrySource,
+      let published = published(registry, image: image, lookup: lookup)
+    {
       return (published.bytes, published.profile)
     }
     return (IndexFormat.encode(try scan(source, image)), nil)
@@ -95,11 +99,17 @@ public struct ImageIndexer: Sendable {
   }
 
   /// The index published for the image, if there is one that belongs to it (said through `note` either way), with
-  /// the profile published with it (one that cannot be fetched is left out, and said so).
-  private func published(_ registry: RegistrySource, image: ResolvedImage) -> (
-    index: ImageIndex, bytes: [UInt8], profile: [UInt8]?
-  )? {
-    guard let found = publishedIndex(registry, manifest: image.manifestDigest) else { return nil }
+  /// the profile published with it (one that cannot be fetched is left out, and said so). With `lookup`, the blobs
+  /// were looked for already (a failed lookup is tried again).
+  private func published(
+    _ registry: RegistrySource, image: ResolvedImage, lookup: Result<PublishedIndex.Blobs?, any Error>? = nil
+  ) -> (index: ImageIndex, bytes: [UInt8], profile: [UInt8]?)? {
+    var blobs: PublishedIndex.Blobs?
+    if case .success(let found)? = lookup {
+      guard let found else { return nil }  // none published
+      blobs = found
+    }
+    guard let found = publishedIndex(registry, manifest: image.manifestDigest, blobs: blobs) else { return nil }
     guard found.index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
       found.index.layers.map(\.diffID) == image.config.rootfs.diffIDs
     else {

@@ -69,25 +69,3 @@ struct PullCommand: ParsableCommand {
     }
   }
 }
-
-/// Work started on another thread whose result is waited for later.
-private final class Background<Value: Sendable>: Sendable {
-  private let result = Mutex<Value?>(nil)
-  private let group = DispatchGroup()
-
-  /// Runs `work` on a global queue.
-  func start(_ work: @escaping @Sendable () -> Value) {
-    group.enter()
-    DispatchQueue.global().async { [self] in
-      let value = work()
-      result.withLock { $0 = value }
-      group.leave()
-    }
-  }
-
-  /// The result of the work started, once it is done; nil if none was started.
-  func wait() -> Value? {
-    group.wait()
-    return result.withLock { $0 }
-  }
-}
