@@ -48,12 +48,15 @@
 #                held open in the daemon-served mode while its copy appears:
 #                more opens meanwhile read right (never EIO), and once it is
 #                closed, the next open passes through
-#   readahead    debian, empty cache: opening /etc/hostname prefetches
-#                nothing, opening /etc/debian_version then fetches the spans
-#                of every file in /etc in the background (spansPrefetched >
-#                0); reading them all then fetches nothing more and equals
-#                umoci's; with --directory-readahead 0, and for /usr/bin
-#                (over 8 MiB), nothing is prefetched
+#   readahead    debian, empty cache: opening /usr/sbin/debugfs prefetches
+#                nothing (/usr/sbin holds ~6 MB, over an eighth of the
+#                budget), opening /usr/sbin/e2fsck then fetches the spans of
+#                every file in /usr/sbin in the background (spansPrefetched >
+#                0); one open in /usr/lib/apt/methods (~1 MB) fetches its
+#                files' spans at once; reading all those files then fetches
+#                nothing more and equals umoci's; with
+#                --directory-readahead 0, and for /usr/bin (over 8 MiB),
+#                nothing is prefetched
 #   faults       debian through faultproxy.py with --timeout 6: registry
 #                frozen (SIGSTOP), killed, and gone mid-read (proxy
 #                --cut-after --down-after-cut): a read of an unread file
@@ -989,23 +992,34 @@ test_readahead() {
     need_debian || return
     mp=$d/mnt
     do_mount "readahead" "$tmpd/debian.clip" "$mp" --cache "$d/cache" || return
-    read_ok "readahead: first open in /etc" "$mp" etc/hostname debian || return
-    nothing_prefetched "readahead: one file opened in /etc" "$mp"
-    read_ok "readahead: second open in /etc" "$mp" etc/debian_version debian || return
+    # /usr/sbin's files hold ~6 MB: more than an eighth of the 8 MiB budget, so read ahead at the second open only
+    read_ok "readahead: first open in /usr/sbin" "$mp" usr/sbin/debugfs debian || return
+    nothing_prefetched "readahead: one file opened in /usr/sbin (~6 MB of files)" "$mp"
+    read_ok "readahead: second open in /usr/sbin" "$mp" usr/sbin/e2fsck debian || return
     if poll_stat "$mp" spansPrefetched 1 20; then
-        pass "readahead: opening a second file in /etc prefetched $POLL_VAL span(s) of /etc's files"
+        pass "readahead: opening a second file in /usr/sbin prefetched $POLL_VAL span(s) of its files"
     else
-        fail "readahead: spansPrefetched '$POLL_VAL' 20 s after a second file in /etc was opened, want > 0"
+        fail "readahead: spansPrefetched '$POLL_VAL' 20 s after a second file in /usr/sbin was opened, want > 0"
     fi
     sleep 1 # the rest of the directory's spans settle
+    # /usr/lib/apt/methods' files hold ~1 MB (at most an eighth of the budget): read ahead at the first open
+    local before
+    before=$(stat_of "$mp" spansPrefetched)
+    read_ok "readahead: first open in /usr/lib/apt/methods" "$mp" usr/lib/apt/methods/copy debian || return
+    if poll_stat "$mp" spansPrefetched "$((before + 1))" 20; then
+        pass "readahead: one file opened in /usr/lib/apt/methods (a small directory) prefetched its spans: $before -> $POLL_VAL"
+    else
+        fail "readahead: spansPrefetched '$POLL_VAL' 20 s after one file in /usr/lib/apt/methods was opened, want > $before"
+    fi
+    sleep 1
     bf=$(stat_of "$mp" bytesFetched)
     while read -r rel; do
         cmp -s "$mp/$rel" "$REF/debian/rootfs/$rel" || { fail "readahead: /$rel differs from umoci's"; bad=1; }
-    done < <(cd "$REF/debian/rootfs" && find etc -maxdepth 1 -type f)
+    done < <(cd "$REF/debian/rootfs" && find usr/lib/apt/methods usr/sbin -maxdepth 1 -type f)
     if [ "$bad" -eq 0 ] && [ "$(stat_of "$mp" bytesFetched)" = "$bf" ]; then
-        pass "readahead: every file in /etc equals umoci's and reading them fetched nothing more ($bf bytes in all)"
+        pass "readahead: every file in /usr/lib/apt/methods and /usr/sbin equals umoci's and reading them fetched nothing more ($bf bytes in all)"
     else
-        fail "readahead: reading /etc's files: bytesFetched $bf -> $(stat_of "$mp" bytesFetched), bad $bad"
+        fail "readahead: reading the files of /usr/lib/apt/methods and /usr/sbin: bytesFetched $bf -> $(stat_of "$mp" bytesFetched), bad $bad"
     fi
     do_umount "readahead" "$mp" || return
     rm -rf "$d/cache"

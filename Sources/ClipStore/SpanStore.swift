@@ -173,7 +173,10 @@ public final class SpanStore: Sendable {
       let needed = span == spans.upperBound ? through : nil
       let key = key(layer: layer, span: span)
       if record {
-        touched.withLock { $0.note(key, reach: min(needed ?? key.range.upperBound, key.range.upperBound)) }
+        // As far as a read within one span needs it; a read across spans notes each whole (the same read replayed
+        // may reach further into its last span: the kernel's read-ahead windows differ from run to run).
+        let reach = spans.count == 1 ? needed : nil
+        touched.withLock { $0.note(key, reach: min(reach ?? key.range.upperBound, key.range.upperBound)) }
       }
       if let found = lookup(key) ?? needed.flatMap({ cachedStart(layer: layer, span: span, reaching: $0) }) {
         stats.hits.add(1, ordering: .relaxed)
