@@ -3,33 +3,10 @@ import ClipCore
 /// The shared libraries an ELF program or library names: the DT_NEEDED entries of its dynamic section (64-bit
 /// little-endian ELF: x86_64, aarch64). Every header field is the image's bytes and is checked before use.
 public enum ELFDynamic {
-  /// The largest file `ProgramLibraries` holds to read its headers (larger ones are passed over).
-  public static let largestFile: UInt64 = 64 << 20
-
   /// The DT_NEEDED names of the ELF file `read` gives (`read(offset, count)` returns up to `count` bytes there) and its
   /// machine; nil if it is not a dynamically linked 64-bit little-endian ELF file or its headers do not add up.
   public static func needed(_ read: (UInt64, Int) throws -> [UInt8]) throws -> (machine: UInt16, names: [String])? {
-    let header = try read(0, 64)
-    guard header.count == 64, header[0..<4] == [0x7f, 0x45, 0x4c, 0x46], header[4] == 2, header[5] == 1 else {
-      return nil
-    }
-    let machine = UInt16(header.little(at: 18, size: 2))
-    let tableOffset = header.little(at: 32, size: 8)
-    let entrySize = Int(header.little(at: 54, size: 2))
-    let count = Int(header.little(at: 56, size: 2))
-    guard (56...128).contains(entrySize), count <= 512 else { return nil }
-    let table = try read(tableOffset, entrySize * count)
-    guard table.count == entrySize * count else { return nil }
-    var loads: [(vaddr: UInt64, offset: UInt64, size: UInt64)] = []
-    var dynamic: (offset: UInt64, size: UInt64)?
-    for index in 0..<count {
-      let base = index * entrySize
-      let type = table.little(at: base, size: 4)
-      let offset = table.little(at: base + 8, size: 8)
-      let size = table.little(at: base + 32, size: 8)
-      if type == 1 { loads.append((table.little(at: base + 16, size: 8), offset, size)) }
-      if type == 2 { dynamic = (offset, size) }
-    }
+    guard let (machine, loads, dynamic) = try segments(read) else { return nil }
     guard let dynamic, dynamic.size <= 1 << 16 else { return nil }
     let entries = try read(dynamic.offset, Int(dynamic.size))
     var needed: [UInt64] = []
@@ -66,6 +43,41 @@ public enum ELFDynamic {
     )
   }
 
+  /// The machine, loadable segments and dynamic segment the program headers of the ELF file `read` gives name; nil
+  /// if it is not a 64-bit little-endian ELF file or its program headers do not add up.
+  static func segments(_ read: (UInt64, Int) throws -> [UInt8]) throws -> (
+    machine: UInt16, loads: [(vaddr: UInt64, offset: UInt64, size: UInt64)], dynamic: (offset: UInt64, size: UInt64)?
+  )? {
+    let header = try read(0, 64)
+    guard header.count == 64, header[0..<4] == [0x7f, 0x45, 0x4c, 0x46], header[4] == 2, header[5] == 1 else {
+      return nil
+    }
+    let machine = UInt16(header.little(at: 18, size: 2))
+    guard let place = programHeaderTable(header) else { return nil }
+    let table = try read(place.offset, place.count)
+    guard table.count == place.count else { return nil }
+    let entrySize = place.entrySize
+    var loads: [(vaddr: UInt64, offset: UInt64, size: UInt64)] = []
+    var dynamic: (offset: UInt64, size: UInt64)?
+    for base in stride(from: 0, to: table.count, by: entrySize) {
+      let type = table.little(at: base, size: 4)
+      let offset = table.little(at: base + 8, size: 8)
+      let size = table.little(at: base + 32, size: 8)
+      if type == 1 { loads.append((table.little(at: base + 16, size: 8), offset, size)) }
+      if type == 2 { dynamic = (offset, size) }
+    }
+    return (machine, loads, dynamic)
+  }
+
+  /// Where the program header table of an ELF file with the 64-byte header `header` is, and its entry size; nil if
+  /// its entries are not 56 to 128 bytes or there are more than 512.
+  static func programHeaderTable(_ header: [UInt8]) -> (offset: UInt64, count: Int, entrySize: Int)? {
+    let entrySize = Int(header.little(at: 54, size: 2))
+    let count = Int(header.little(at: 56, size: 2))
+    guard (56...128).contains(entrySize), count <= 512 else { return nil }
+    return (header.little(at: 32, size: 8), entrySize * count, entrySize)
+  }
+
   /// Whether `bytes` (a file's first 18 or more) start a 64-bit little-endian executable or shared object.
   static func startsProgram(_ bytes: [UInt8]) -> Bool {
     bytes.count >= 18 && bytes[0..<4] == [0x7f, 0x45, 0x4c, 0x46] && bytes[4] == 2 && bytes[5] == 1
@@ -73,21 +85,31 @@ public enum ELFDynamic {
   }
 }
 
-/// Finds, as a tar stream goes by, the libraries its dynamically linked ELF files name (`ELFDynamic.needed`): a
-/// regular file whose data starts like a 64-bit executable or shared object is held until its end (files of at most
-/// `ELFDynamic.largestFile` bytes), then its headers are read and the file let go. One file is held at a time.
+/// Finds, as a tar stream goes by, the libraries its dynamically linked ELF files name (`ELFDynamic.needed`): of a
+/// regular file whose data starts like a 64-bit executable or shared object, it keeps the first `headBytes` (the ELF
+/// header, the program headers and, in the files linkers write, the dynamic string table) and the dynamic segment,
+/// wherever it lies; at the file's end it reads the names from those and lets them go. One file at a time, so memory
+/// stays bounded whatever the layer holds.
 ///
 /// Tell it each entry as the tar reader reports it (`note`), then feed it the same bytes the reader was fed (`feed`).
 struct ProgramLibraries {
+  /// The bytes of a file's start kept.
+  static let headBytes = 1 << 20
+
   /// The libraries each program names, by entry number (programs that name none are left out).
   private(set) var needed: [Int: [String]] = [:]
   private var files: [(entry: Int, start: UInt64, size: UInt64)] = []
   private var next = 0
-  private var held: [UInt8] = []
+  /// The current file: its first bytes, how far it has gone by, its dynamic segment (once its program headers are
+  /// in) and the bytes of that segment past the head.
+  private var head: [UInt8] = []
+  private var position: UInt64 = 0
+  private var dynamic: Range<UInt64>?
+  private var dynamicTail: [UInt8] = []
 
   /// Notes entry number `number` of the stream: a regular file that could be a program is watched for.
   mutating func note(_ entry: TarEntry, number: Int) {
-    guard entry.kind == .regular, entry.size >= 64, entry.size <= ELFDynamic.largestFile else { return }
+    guard entry.kind == .regular, entry.size >= 64 else { return }
     files.append((number, entry.dataOffset, entry.size))
   }
 
@@ -96,37 +118,79 @@ struct ProgramLibraries {
     let end = offset + UInt64(bytes.count)
     while next < files.count {
       let file = files[next]
-      let fileEnd = file.start + file.size
       guard file.start < end else { return }  // its data comes later
-      let from = file.start + UInt64(held.count)
-      let to = min(end, fileEnd)
+      // This chunk's part of the file, in file offsets.
+      let from = file.start + position
+      let to = min(end, file.start + file.size)
       guard from >= offset else {
         drop()  // some of it went by before it was noted
         continue
       }
       if from < to {
-        if held.isEmpty { held.reserveCapacity(Int(min(file.size, 1 << 20))) }
-        held.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[Int(from - offset)..<Int(to - offset)]))
-        if held.count >= 18 && !ELFDynamic.startsProgram(Array(held.prefix(18))) {
+        let part = UnsafeRawBufferPointer(rebasing: bytes[Int(from - offset)..<Int(to - offset)])
+        guard take(part, at: position) else {
           drop()
           continue
         }
+        position += UInt64(part.count)
       }
-      guard to == fileEnd else { return }  // more of it to come
-      if ELFDynamic.startsProgram(Array(held.prefix(18))) {
-        let names =
-          (try? ELFDynamic.needed { at, count in
-            guard at < UInt64(held.count) else { return [] }
-            return Array(held[Int(at)..<Int(min(UInt64(held.count), at + UInt64(count)))])
-          }) ?? nil
-        if let names = names?.names, !names.isEmpty { needed[file.entry] = names }
-      }
+      guard position == file.size else { return }  // more of it to come
+      if let names = (try? ELFDynamic.needed(read)) ?? nil, !names.names.isEmpty { needed[file.entry] = names.names }
       drop()
     }
   }
 
+  /// Keeps what is needed of `part` (file bytes at `at`); false once the file is known not to be a dynamically linked
+  /// program worth reading on.
+  private mutating func take(_ part: UnsafeRawBufferPointer, at: UInt64) -> Bool {
+    let headEnd = UInt64(Self.headBytes)
+    if at == 0 && part.count >= 18 && !ELFDynamic.startsProgram(Array(part.prefix(18))) { return false }
+    if at < headEnd {
+      head.append(contentsOf: part.prefix(Int(headEnd - at)))
+      if head.count >= 18 && !ELFDynamic.startsProgram(Array(head.prefix(18))) { return false }
+      if dynamic == nil, head.count >= 64, let table = ELFDynamic.programHeaderTable(head) {
+        guard table.offset + UInt64(table.count) <= headEnd else { return false }
+        if table.offset + UInt64(table.count) <= UInt64(head.count) {
+          guard let found = (try? ELFDynamic.segments(read)) ?? nil, let segment = found.dynamic,
+            segment.size <= 1 << 16
+          else { return false }  // static, or not what a loader would take
+          let (segmentEnd, overflow) = segment.offset.addingReportingOverflow(segment.size)
+          guard !overflow else { return false }
+          dynamic = segment.offset..<segmentEnd
+        }
+      }
+    }
+    // The dynamic segment's bytes past the head, as they go by (in order: the stream is read front to back).
+    if let dynamic, dynamic.upperBound > headEnd {
+      let lower = max(dynamic.lowerBound, headEnd, at)
+      let upper = min(dynamic.upperBound, at + UInt64(part.count))
+      if lower < upper { dynamicTail.append(contentsOf: part[Int(lower - at)..<Int(upper - at)]) }
+    }
+    return true
+  }
+
+  /// Up to `count` of the kept bytes of the current file at `offset` (those of the head and of the dynamic segment).
+  private func read(_ offset: UInt64, _ count: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    var at = offset
+    let end = offset + UInt64(count)
+    if at < UInt64(head.count) {
+      out += head[Int(at)..<Int(min(end, UInt64(head.count)))]
+      at = min(end, UInt64(head.count))
+    }
+    if at < end, let dynamic, dynamic.upperBound > UInt64(Self.headBytes) {
+      let tailStart = max(dynamic.lowerBound, UInt64(Self.headBytes))
+      guard at >= tailStart, at < tailStart + UInt64(dynamicTail.count) else { return out }
+      out += dynamicTail[Int(at - tailStart)..<Int(min(end - tailStart, UInt64(dynamicTail.count)))]
+    }
+    return out
+  }
+
   private mutating func drop() {
-    held = []
+    head = []
+    position = 0
+    dynamic = nil
+    dynamicTail = []
     next += 1
   }
 }

@@ -53,6 +53,46 @@ import Testing
     #expect(result == nil)
   }
 
+  @Test func findsADynamicSegmentFarPastTheStartOfALargeFile() throws {
+    // A crafted 2 MiB shared object: its string table near the start, its dynamic segment at 1.5 MiB (past the
+    // bytes kept of a file's start), read as a tar stream goes by in 64 KiB chunks.
+    func le(_ value: UInt64, _ size: Int) -> [UInt8] { (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+    let size = 2 << 20
+    let dynamicAt = 3 << 19
+    var file = [UInt8](repeating: 0, count: size)
+    func put(_ bytes: [UInt8], at offset: Int) { file.replaceSubrange(offset..<offset + bytes.count, with: bytes) }
+    put([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1], at: 0)
+    put(le(3, 2) + le(62, 2), at: 16)
+    put(le(64, 8), at: 32)
+    put(le(56, 2) + le(2, 2), at: 54)
+    func segment(_ type: UInt64, offset: Int, size: Int) -> [UInt8] {
+      le(type, 4) + le(4, 4) + le(UInt64(offset), 8) + le(UInt64(offset), 8) + le(UInt64(offset), 8)
+        + le(UInt64(size), 8) + le(UInt64(size), 8) + le(8, 8)
+    }
+    put(segment(1, offset: 0, size: size) + segment(2, offset: dynamicAt, size: 80), at: 64)
+    let strings = Array("\0libfoo.so.1\0libbar.so\0".utf8)
+    put(strings, at: 0x200)
+    put(
+      le(1, 8) + le(1, 8) + le(1, 8) + le(13, 8) + le(5, 8) + le(0x200, 8) + le(10, 8) + le(UInt64(strings.count), 8)
+        + le(0, 16), at: dynamicAt)
+    var tar = TarBuilder()
+    tar.add("usr/lib/libcrafted.so", data: file)
+    let bytes = tar.finish()
+    var reader = TarReader()
+    var programs = ProgramLibraries()
+    var entries: [TarEntry] = []
+    for start in stride(from: 0, to: bytes.count, by: 65536) {
+      try bytes[start..<min(bytes.count, start + 65536)].withUnsafeBytes { slice in
+        try reader.feed(slice) { entry in
+          programs.note(entry, number: entries.count)
+          entries.append(entry)
+        }
+        programs.feed(slice, at: UInt64(start))
+      }
+    }
+    #expect(programs.needed == [0: ["libfoo.so.1", "libbar.so"]])
+  }
+
   @Test func findsTheLibrariesOfTheProgramsInATarStream() throws {
     let env = try File(path: "/usr/bin/env").readToEnd()
     let libc = try File(path: "/lib/x86_64-linux-gnu/libc.so.6").readToEnd()
