@@ -192,6 +192,10 @@ struct ProgramLibraries {
     dynamic = nil
     dynamicTail = []
     next += 1
+    if next >= 4096 {  // only the files still to come are kept
+      files.removeFirst(next)
+      next = 0
+    }
   }
 }
 
