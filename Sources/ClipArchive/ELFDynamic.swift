@@ -149,8 +149,10 @@ struct ProgramLibraries {
       head.append(contentsOf: part.prefix(Int(headEnd - at)))
       if head.count >= 18 && !ELFDynamic.startsProgram(Array(head.prefix(18))) { return false }
       if dynamic == nil, head.count >= 64, let table = ELFDynamic.programHeaderTable(head) {
-        guard table.offset + UInt64(table.count) <= headEnd else { return false }
-        if table.offset + UInt64(table.count) <= UInt64(head.count) {
+        // Header fields are the image's bytes: an end that overflows is a malformed file, not a trap.
+        let (tableEnd, overflow) = table.offset.addingReportingOverflow(UInt64(table.count))
+        guard !overflow, tableEnd <= headEnd else { return false }
+        if tableEnd <= UInt64(head.count) {
           guard let found = (try? ELFDynamic.segments(read)) ?? nil, let segment = found.dynamic,
             segment.size <= 1 << 16
           else { return false }  // static, or not what a loader would take
@@ -173,7 +175,8 @@ struct ProgramLibraries {
   private func read(_ offset: UInt64, _ count: Int) -> [UInt8] {
     var out: [UInt8] = []
     var at = offset
-    let end = offset + UInt64(count)
+    let (end, overflow) = offset.addingReportingOverflow(UInt64(max(count, 0)))
+    guard !overflow else { return [] }
     if at < UInt64(head.count) {
       out += head[Int(at)..<Int(min(end, UInt64(head.count)))]
       at = min(end, UInt64(head.count))

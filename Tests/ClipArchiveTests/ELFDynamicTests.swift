@@ -93,6 +93,39 @@ import Testing
     #expect(programs.needed == [0: ["libfoo.so.1", "libbar.so"]])
   }
 
+  @Test func aStreamOfCraftedHeadersNamesNothingAndDoesNotTrap() throws {
+    // Program header tables and dynamic segments at offsets near 2^64, and sizes that would overflow.
+    func le(_ value: UInt64, _ size: Int) -> [UInt8] { (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+    func elf(tableAt: UInt64, dynamicAt: UInt64, dynamicSize: UInt64) -> [UInt8] {
+      var header = [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0] + [UInt8](repeating: 0, count: 56)
+      header.replaceSubrange(16..<20, with: le(3, 2) + le(62, 2))
+      header.replaceSubrange(32..<40, with: le(tableAt, 8))
+      header.replaceSubrange(54..<58, with: le(56, 2) + le(1, 2))
+      let segment =
+        le(2, 4) + le(4, 4) + le(dynamicAt, 8) + le(0, 8) + le(0, 8) + le(dynamicSize, 8)
+        + le(dynamicSize, 8) + le(8, 8)
+      return header + segment + [UInt8](repeating: 0xff, count: 4096)
+    }
+    var tar = TarBuilder()
+    tar.add("a", data: elf(tableAt: .max - 8, dynamicAt: 64, dynamicSize: 16))
+    tar.add("b", data: elf(tableAt: 64, dynamicAt: .max - 4, dynamicSize: 16))
+    tar.add("c", data: elf(tableAt: 64, dynamicAt: 1 << 40, dynamicSize: 1 << 15))
+    tar.add("d", data: elf(tableAt: 64, dynamicAt: 120, dynamicSize: .max))
+    let bytes = tar.finish()
+    var reader = TarReader()
+    var programs = ProgramLibraries()
+    var count = 0
+    try bytes.withUnsafeBytes { all in
+      try reader.feed(all) { entry in
+        programs.note(entry, number: count)
+        count += 1
+      }
+      programs.feed(all, at: 0)
+    }
+    #expect(count == 4)
+    #expect(programs.needed.isEmpty)
+  }
+
   @Test func findsTheLibrariesOfTheProgramsInATarStream() throws {
     let env = try File(path: "/usr/bin/env").readToEnd()
     let libc = try File(path: "/lib/x86_64-linux-gnu/libc.so.6").readToEnd()
