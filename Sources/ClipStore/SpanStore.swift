@@ -56,8 +56,8 @@ public final class SpanStore: Sendable {
   private let pending = Mutex<[SpanKey: [UInt8]]>([:])
   /// Writes fetched spans to the disk cache after the reads that wanted them were answered, and whole-file copies.
   private let writer = DispatchQueue(label: "clip.span-cache-writer")
-  /// Whole-file copies asked for and not yet made.
-  private let copying = Mutex<Set<SpanKey>>([])
+  /// Whole-file copies asked for and not yet tried, each with whether it was asked for again meanwhile.
+  private let copying = Mutex<[SpanKey: Bool]>([:])
 
   /// Creates a store. `memorySpans` decoded spans are kept in memory (all of them when there is no disk cache); a
   /// span whose fetch failed fails again at once for `failureMemory` seconds. With `recording`, reads are noted for
@@ -385,11 +385,34 @@ public final class SpanStore: Sendable {
   public func copyFile(layer: Int, range: Range<UInt64>) {
     guard let disk, UInt64(range.count) <= disk.limit / 4 else { return }
     let key = SpanKey(layer: index.layerIndexes[layer].digest, range: range)
-    guard !disk.contains(key), copying.withLock({ $0.insert(key).inserted }) else { return }
+    guard !disk.contains(key) else { return }
+    let first = copying.withLock { copying -> Bool in
+      guard copying[key] == nil else {
+        copying[key] = true  // the attempt waiting may come before the spans this caller saw cached
+        return false
+      }
+      copying[key] = false
+      return true
+    }
+    if first { tryCopy(key, layer: layer, range: range, disk: disk) }
+  }
+
+  /// On the writer queue, after the span writes queued before: makes the copy if every span is on disk; asked for
+  /// again meanwhile (by a caller that saw more spans cached), tries once more after the writes queued since.
+  private func tryCopy(_ key: SpanKey, layer: Int, range: Range<UInt64>, disk: DiskCache) {
     writer.async { [self] in
-      defer { copying.withLock { _ = $0.remove(key) } }
-      guard !disk.contains(key), let pieces = cachedPieces(layer: layer, range: range) else { return }
-      if disk.storeCopy(key, of: pieces) != nil { stats.filesCopied.add(1, ordering: .relaxed) }
+      if !disk.contains(key), let pieces = cachedPieces(layer: layer, range: range) {
+        if disk.storeCopy(key, of: pieces) != nil { stats.filesCopied.add(1, ordering: .relaxed) }
+      }
+      let again = copying.withLock { copying -> Bool in
+        guard copying[key] == true, !disk.contains(key) else {
+          copying[key] = nil
+          return false
+        }
+        copying[key] = false
+        return true
+      }
+      if again { tryCopy(key, layer: layer, range: range, disk: disk) }
     }
   }
 
@@ -401,8 +424,19 @@ public final class SpanStore: Sendable {
     for span in layerIndex.span(containing: range.lowerBound)...layerIndex.span(containing: range.upperBound - 1) {
       let spanRange = layerIndex.uncompressedRange(ofSpan: span)
       let end = min(range.upperBound, spanRange.upperBound)
-      let found = lookup(key(layer: layer, span: span)) ?? cachedStart(layer: layer, span: span, reaching: end)
-      guard case .file(let file) = found else { return nil }
+      // The whole span or a start of it that reaches far enough, whichever is on disk (the one just fetched may
+      // still be on its way there).
+      var keys = [key(layer: layer, span: span)]
+      if span < layerIndex.spanPieces.count {
+        for reach in layerIndex.spanPieces[span].reach.dropLast() where reach >= end {
+          keys.append(SpanKey(layer: layerIndex.digest, range: spanRange.lowerBound..<reach))
+        }
+      }
+      let onDisk = keys.lazy.compactMap { key -> File? in
+        if case .file(let file) = self.lookup(key) { return file }
+        return nil
+      }
+      guard let file = onDisk.first else { return nil }
       let from = max(range.lowerBound, spanRange.lowerBound)
       pieces.append((file, from - spanRange.lowerBound, Int(end - from)))
     }
