@@ -94,18 +94,19 @@ public final class MountService: @unchecked Sendable {
     startWarming()
     startPrefetch()
     let result = server.run(threads: threads)
-    reader.store.flushWrites()  // before the endpoint goes: `clip umount` waits for that, so the cache is complete
-    endpoint?.close()
+    // Before the endpoint goes (`clip umount` waits for that): the cache complete, the profile written.
+    reader.store.flushWrites()
     writeProfile()
+    endpoint?.close()
     return result
   }
 
   /// Ends the daemon now, without waiting for the kernel to end the FUSE session (a detached mount still in use):
-  /// closes the statistics endpoint, writes the profile if asked, and exits, which aborts the connection.
+  /// writes the profile if asked, closes the statistics endpoint, and exits, which aborts the connection.
   public func finishAbruptly() -> Never {
     reader.store.flushWrites()
-    endpoint?.close()
     writeProfile()
+    endpoint?.close()
     log("exiting")
     exit(0)
   }
