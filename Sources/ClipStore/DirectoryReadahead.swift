@@ -1,5 +1,6 @@
 import ClipCore
 import ClipIndex
+import Dispatch
 import Synchronization
 
 /// Fetches, in the background, the spans holding the files of a directory once a second file of it is opened:
@@ -12,8 +13,8 @@ import Synchronization
 /// whose files hold at most `budget` bytes, each directory once per mount, whole spans, several requests at once.
 ///
 /// ## Concurrency model
-/// Safe to share between threads: what was opened where is behind a mutex; fetching happens on background threads
-/// per directory (`SpanStore.prefetchInBackground`).
+/// Safe to share between threads: what was opened where is behind a mutex; a FUSE open only looks that up, and the
+/// directory's files are summed up and fetched on background threads (`SpanStore.prefetchInBackground`).
 public final class DirectoryReadahead: Sendable {
   /// The tree whose directories are read ahead.
   public let tree: MergedTree
@@ -55,8 +56,9 @@ public final class DirectoryReadahead: Sendable {
     }
     guard seen != Self.readAhead, seen != inode else { return }
     let name = tree.nodes[Int(directory)].name
-    let known = seen != nil || names.withLock { $0.contains(name) }
-    if let spans = spans(of: directory, within: known ? budget : budget / 8) {
+    let limit = seen != nil || names.withLock { $0.contains(name) } ? budget : budget / 8
+    DispatchQueue.global(qos: .utility).async { [self] in
+      guard let spans = spans(of: directory, within: limit) else { return }
       opened.withLock { $0[directory] = Self.readAhead }
       names.withLock { _ = $0.insert(name) }
       store.prefetchInBackground(spans, concurrency: Self.concurrency)

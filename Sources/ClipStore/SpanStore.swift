@@ -160,17 +160,19 @@ public final class SpanStore: Sendable {
 
   /// Makes sure spans are present (fetching missing ones), returning where each is. With `through` (where the read
   /// ends), the span a read of a gzip layer ends in is needed only up to there (the spans before it whole): a cached
-  /// start that reaches it serves, and a miss of that span alone fetches only its first pieces (`LayerIndex.prefix`). A later read that needs more
-  /// of a started span fetches only pieces after the start (whose compressed bytes are kept), enough to reach the
-  /// read and at least doubling the start, or the whole span if the start is no longer kept.
+  /// start that reaches it serves, and a miss of that span alone fetches only its first pieces (`LayerIndex.prefix`).
+  /// A later read that needs more of a started span fetches only pieces after the start (whose compressed bytes are
+  /// kept), enough to reach the read and at least doubling the start, or the whole span if the start is no longer
+  /// kept.
   func ensure(layer: Int, spans: ClosedRange<Int>, record: Bool, through: UInt64?) throws -> [Int: Resident] {
     let layerIndex = index.layerIndexes[layer]
     var resident: [Int: Resident] = [:]
     var mine: [(Int, Flight, prefix: (pieces: Int, reach: UInt64)?)] = []
     var theirs: [(Int, Flight)] = []
+    // A read needs the spans it goes past whole, and the one it ends in up to where it ends.
+    func neededEnd(_ span: Int) -> UInt64? { span == spans.upperBound ? through : nil }
     for span in spans {
-      // A read needs the spans it goes past whole, and the one it ends in up to where it ends.
-      let needed = span == spans.upperBound ? through : nil
+      let needed = neededEnd(span)
       let key = key(layer: layer, span: span)
       if record {
         // As far as a read within one span needs it; a read across spans notes each whole (the same read replayed
@@ -265,7 +267,7 @@ public final class SpanStore: Sendable {
     if let failure { throw failure }
     for (span, flight) in theirs {
       let (found, end) = try flight.wait()
-      let needed = span == spans.upperBound ? through : nil
+      let needed = neededEnd(span)
       if end < needed ?? key(layer: layer, span: span).range.upperBound {
         // That fetch brought a start that ends before this read does: fetch what is missing.
         resident[span] = try ensure(layer: layer, spans: span...span, record: false, through: needed)[span]
@@ -278,13 +280,17 @@ public final class SpanStore: Sendable {
 
   /// A cached start of the span that reaches `end`, if there is one.
   private func cachedStart(layer: Int, span: Int, reaching end: UInt64) -> Resident? {
+    startKeys(layer: layer, span: span, reaching: end).lazy.compactMap { self.lookup($0) }.first
+  }
+
+  /// The keys a start of the span that reaches `end` may be cached under, shortest first.
+  private func startKeys(layer: Int, span: Int, reaching end: UInt64) -> [SpanKey] {
     let layerIndex = index.layerIndexes[layer]
-    guard span < layerIndex.spanPieces.count else { return nil }
+    guard span < layerIndex.spanPieces.count else { return [] }
     let start = layerIndex.uncompressedRange(ofSpan: span).lowerBound
-    for reach in layerIndex.spanPieces[span].reach.dropLast() where reach >= end {
-      if let found = lookup(SpanKey(layer: layerIndex.digest, range: start..<reach)) { return found }
+    return layerIndex.spanPieces[span].reach.dropLast().filter { $0 >= end }.map {
+      SpanKey(layer: layerIndex.digest, range: start..<$0)
     }
-    return nil
   }
 
   /// Fetches the first `plan.pieces` pieces of a span with one range request — only those after the start kept from
@@ -426,12 +432,7 @@ public final class SpanStore: Sendable {
       let end = min(range.upperBound, spanRange.upperBound)
       // The whole span or a start of it that reaches far enough, whichever is on disk (the one just fetched may
       // still be on its way there).
-      var keys = [key(layer: layer, span: span)]
-      if span < layerIndex.spanPieces.count {
-        for reach in layerIndex.spanPieces[span].reach.dropLast() where reach >= end {
-          keys.append(SpanKey(layer: layerIndex.digest, range: spanRange.lowerBound..<reach))
-        }
-      }
+      let keys = [key(layer: layer, span: span)] + startKeys(layer: layer, span: span, reaching: end)
       let onDisk = keys.lazy.compactMap { key -> File? in
         if case .file(let file) = self.lookup(key) { return file }
         return nil
