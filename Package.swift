@@ -120,7 +120,9 @@ let package = Package(
       resources: [.copy("Fixtures")], swiftSettings: strict),
     .testTarget(name: "ClipRegistryTests", dependencies: ["ClipRegistry", "ClipOCI"], swiftSettings: strict),
     .testTarget(name: "ClipSnapshotterTests", dependencies: ["ClipSnapshotter", "ClipCore"], swiftSettings: strict),
-    .testTarget(name: "ClipRuntimeTests", dependencies: ["ClipRuntime", "ClipOCI"], swiftSettings: strict),
+    .testTarget(
+      name: "ClipRuntimeTests", dependencies: ["ClipRuntime", "ClipOCI", "ClipIndex", "ClipArchive"],
+      swiftSettings: strict),
     .testTarget(
       name: "ClipStoreTests", dependencies: ["ClipStore", "ClipRegistry", "ClipOCI", "ClipTestSupport"],
       swiftSettings: strict),

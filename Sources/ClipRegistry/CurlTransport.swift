@@ -31,6 +31,14 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
     for handle in idle { clip_curl_easy_cleanup(handle) }
   }
 
+  /// Loads libcurl and the libraries it needs (tens of them, read from disk on a cold start) on a background thread,
+  /// so that a request made later does not wait for that; one made meanwhile waits for the load to finish.
+  public static func loadInBackground() {
+    let thread = Thread { _ = clip_curl_load() }
+    thread.name = "clip-curl-load"
+    thread.start()
+  }
+
   private func acquire() throws -> UnsafeMutableRawPointer {
     if let problem = clip_curl_load() { throw ClipError(.unsupported, String(cString: problem)) }
     condition.lock()

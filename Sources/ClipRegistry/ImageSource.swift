@@ -48,6 +48,9 @@ public protocol ImageSource: Sendable {
   func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8]
 }
 
+/// Whether `openImageSource` opens `text` as a registry image (not `oci:LAYOUT[:TAG]`).
+public func isRegistrySource(_ text: String) -> Bool { !text.hasPrefix("oci:") }
+
 /// Opens a source from its textual form: `oci:DIR[:TAG]` (skopeo's syntax), `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`
 /// or a bare `REPO[:TAG]` (Docker Hub). Registries on loopback, or all with `plainHTTP`, are spoken to over HTTP.
 /// With `readTimeout`, a registry range read fails after about that many seconds. Registry credentials come from
@@ -55,7 +58,7 @@ public protocol ImageSource: Sendable {
 public func openImageSource(
   _ text: String, plainHTTP: Bool = false, readTimeout: Int? = nil, authFile: String? = nil
 ) throws -> any ImageSource {
-  if text.hasPrefix("oci:") { return try OCILayoutSource(reference: String(text.dropFirst(4))) }
+  if !isRegistrySource(text) { return try OCILayoutSource(reference: String(text.dropFirst(4))) }
   return try RegistrySource(
     reference: try ImageReference(text), plainHTTP: plainHTTP, readTimeout: readTimeout,
     credentials: CredentialStore(path: authFile))

@@ -110,7 +110,8 @@ struct SharedImages {
       guard
         let registry = try openImageSource(
           request.reference, plainHTTP: request.plainHTTP, authFile: request.authFile) as? RegistrySource,
-        let found = indexer.publishedIndex(registry, manifest: manifest, blobs: request.published)
+        let found = indexer.publishedIndex(
+          registry, manifest: manifest, blobs: request.published, decodeLayers: false)
       else { return nil }
       if let profile = found.profile { try File.writeAtomically(layout.profile(key), profile) }
       try File.writeAtomically(path, found.bytes)
@@ -123,7 +124,8 @@ struct SharedImages {
   }
 
   /// Whether an index file is there: files in the index cache are written whole (atomically) after they were made
-  /// or checked, and the mount decodes (and checks) them again.
+  /// or checked (a published one: its digest, its image frame, every frame's checksum), and the mount decodes (and
+  /// checks) all of them again (`dropCachedIndexIfUnreadable`).
   private static func isUsable(_ path: String) -> Bool {
     var attributes = stat()
     return stat(path, &attributes) == 0 && attributes.st_size > 0
@@ -153,16 +155,37 @@ struct SharedImages {
   private func mount(key: String, index: String, request: ImageRequest, keepWarm: Int, command: String?) throws {
     let root = layout.imageRoot(key)
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    let pid = try actions.startMount(
-      MountRequest(
-        index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
-        authFile: request.authFile, prefetch: RuntimeLayout.prefetch(request.prefetch, index: index),
-        cache: layout.cache,
-        cacheSize: settings.cacheSize,
-        stateRoot: layout.root, key: key, keepWarm: keepWarm,
-        warm: (command.map { [$0] } ?? []) + StartupFiles.common))
+    let pid: Int32
+    do {
+      pid = try actions.startMount(
+        MountRequest(
+          index: index, mountpoint: root, source: request.reference, plainHTTP: request.plainHTTP,
+          authFile: request.authFile, prefetch: RuntimeLayout.prefetch(request.prefetch, index: index),
+          cache: layout.cache,
+          cacheSize: settings.cacheSize,
+          stateRoot: layout.root, key: key, keepWarm: keepWarm,
+          warm: (command.map { [$0] } ?? []) + StartupFiles.common))
+    } catch {
+      throw dropCachedIndexIfUnreadable(key: key, index: index, error: error)
+    }
     try File.writeAtomically(layout.image(key) + "/pid", Array("\(pid)\n".utf8), sync: false)
     log("mounted image \(key.prefix(12)) at \(root) (daemon \(pid))")
+  }
+
+  /// After a mount of `index` failed: a published index is kept after only its image frame was decoded (the mount
+  /// decodes the rest), so one in the index cache that does not decode is removed (with its profile), lest every start
+  /// fail on it; the next start gets or makes the index again. Returns the error to throw.
+  private func dropCachedIndexIfUnreadable(key: String, index: String, error: any Error) -> any Error {
+    guard index == layout.index(key), let bytes = try? File.readAll(index) else { return error }
+    do {
+      _ = try IndexFormat.decodeImage(bytes)
+      return error
+    } catch let unreadable {
+      unlink(index)
+      unlink(layout.profile(key))
+      log("removed the cached index \(index): \(unreadable)")
+      return ClipError(.corrupt, "\(error)", context: ["the cached index was unreadable and is removed"])
+    }
   }
 
   /// Stops counting `container` as a user; unmounts the image now when it was the last and `keepWarm` is 0 (otherwise

@@ -49,7 +49,7 @@ public struct ImageIndexer: Sendable {
   ) throws -> (index: [UInt8], profile: [UInt8]?) {
     let image = try resolved ?? source.resolve(platform: platform)
     if usePublished, let registry = source as? RegistrySource,
-      let published = published(registry, image: image, lookup: lookup)
+      let published = published(registry, image: image, lookup: lookup, decodeLayers: false)
     {
       return (published.bytes, published.profile)
     }
@@ -100,16 +100,20 @@ public struct ImageIndexer: Sendable {
 
   /// The index published for the image, if there is one that belongs to it (said through `note` either way), with
   /// the profile published with it (one that cannot be fetched is left out, and said so). With `lookup`, the blobs
-  /// were looked for already (a failed lookup is tried again).
+  /// were looked for already (a failed lookup is tried again). `decodeLayers`: as `publishedIndex`.
   private func published(
-    _ registry: RegistrySource, image: ResolvedImage, lookup: Result<PublishedIndex.Blobs?, any Error>? = nil
+    _ registry: RegistrySource, image: ResolvedImage, lookup: Result<PublishedIndex.Blobs?, any Error>? = nil,
+    decodeLayers: Bool = true
   ) -> (index: ImageIndex, bytes: [UInt8], profile: [UInt8]?)? {
     var blobs: PublishedIndex.Blobs?
     if case .success(let found)? = lookup {
       guard let found else { return nil }  // none published
       blobs = found
     }
-    guard let found = publishedIndex(registry, manifest: image.manifestDigest, blobs: blobs) else { return nil }
+    guard
+      let found = publishedIndex(
+        registry, manifest: image.manifestDigest, blobs: blobs, decodeLayers: decodeLayers)
+    else { return nil }
     guard found.index.layers.map(\.digest) == image.manifest.layers.map(\.digest),
       found.index.layers.map(\.diffID) == image.config.rootfs.diffIDs
     else {
@@ -122,14 +126,15 @@ public struct ImageIndexer: Sendable {
   /// The index published for the image manifest `manifest` (its blobs looked up, unless `blobs` names them) and the
   /// profile published with it, as the registry gave them, once the index is found to name that manifest; nil when
   /// none is published or it is unusable. Says which through `note`; a profile that cannot be had is left out, and
-  /// said so.
-  public func publishedIndex(_ registry: RegistrySource, manifest: Digest, blobs: PublishedIndex.Blobs? = nil) -> (
-    index: ImageIndex, bytes: [UInt8], profile: [UInt8]?
-  )? {
+  /// said so. Without `decodeLayers` the layer frames are only checked (`IndexFormat.decodeImageHeader`) and the
+  /// index returned has no layer indexes: for a caller that keeps the bytes for a mount, which decodes them.
+  public func publishedIndex(
+    _ registry: RegistrySource, manifest: Digest, blobs: PublishedIndex.Blobs? = nil, decodeLayers: Bool = true
+  ) -> (index: ImageIndex, bytes: [UInt8], profile: [UInt8]?)? {
     do {
       guard let blobs = try blobs ?? registry.findPublishedBlobs(subject: manifest) else { return nil }
       let (bytes, fetchedProfile) = try registry.publishedIndexAndProfile(blobs)
-      let index = try IndexFormat.decodeImage(bytes)
+      let index = try decodeLayers ? IndexFormat.decodeImage(bytes) : IndexFormat.decodeImageHeader(bytes)
       guard index.manifestDigest == manifest else {
         note?("the index published for \(manifest) describes \(index.manifestDigest): not using it")
         return nil

@@ -91,6 +91,9 @@ struct MountCommand: ParsableCommand {
     // Span-sized buffers (512 KiB, 4 MiB in older indexes) go back to the system when freed (glibc would otherwise
     // keep tens of MiB in its arenas).
     _ = clip_set_mmap_threshold(256 << 10)
+    // The warm wave's first requests would wait for libcurl and its libraries to load: load them while the index is
+    // decoded.
+    if !warm.isEmpty, let source, isRegistrySource(source) { CurlTransport.loadInBackground() }
     let log: @Sendable (String) -> Void = { message in
       let stamp = utcTimestamp()
       FileHandle.standardError.write(Data("\(stamp) clip mount: \(message)\n".utf8))

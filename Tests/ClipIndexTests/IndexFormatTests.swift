@@ -97,6 +97,31 @@ func makeImage() throws -> ImageIndex {
     #expect(garbage.description.contains("corrupt index"))
   }
 
+  @Test func headerDecodeChecksEveryFrameButDecodesOnlyTheImage() throws {
+    let image = try makeImage()
+    let bytes = IndexFormat.encode(image)
+    var header = image
+    header.layerIndexes = []
+    #expect(try IndexFormat.decodeImageHeader(bytes) == header)
+    for position in stride(from: 0, to: bytes.count, by: 7) {
+      var corrupt = bytes
+      corrupt[position] ^= 0x41
+      #expect(throws: ClipError.self) { try IndexFormat.decodeImageHeader(corrupt) }
+    }
+    for length in stride(from: 0, to: bytes.count, by: 13) {
+      #expect(throws: ClipError.self) { try IndexFormat.decodeImageHeader(Array(bytes.prefix(length))) }
+    }
+    #expect(throws: ClipError.self) {
+      try IndexFormat.decodeImageHeader(bytes + IndexFormat.encode(image.layerIndexes[0]))
+    }
+    // An intact frame whose payload is not a layer index passes; decoding the whole file finds it.
+    let lastFrame = IndexFormat.encode(image.layerIndexes[1])
+    let forged = Array(bytes.dropLast(lastFrame.count)) + rawFrame(kind: 2, payload: Array("not a layer".utf8))
+    #expect(try IndexFormat.decodeImageHeader(forged) == header)
+    let error = try #require(throws: ClipError.self) { try IndexFormat.decodeImage(forged) }
+    #expect(error.code == .corrupt)
+  }
+
   @Test func versionIsChecked() throws {
     var bytes = IndexFormat.encode(try makeImage())
     bytes[8] = 99
@@ -120,4 +145,11 @@ func makeImage() throws -> ImageIndex {
     #expect(!layer.recordsNeededLibraries)
     #expect(try IndexFormat.decodeImage(rewritten) == index)
   }
+}
+
+/// An index frame stored raw (codec 0) with a correct checksum, whatever its payload: specs/index-format.md.
+func rawFrame(kind: UInt8, payload: [UInt8]) -> [UInt8] {
+  var bytes = IndexFormat.magic + [UInt8(IndexFormat.version & 0xff), UInt8(IndexFormat.version >> 8), kind, 0]
+  for _ in 0..<2 { bytes += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(payload.count) >> UInt64($0 * 8)) } }
+  return bytes + payload + SHA256.hash(bytes + payload)
 }

@@ -1,4 +1,7 @@
+import ClipArchive
 import ClipCore
+import ClipIndex
+import ClipOCI
 import Foundation
 import Testing
 
@@ -15,6 +18,48 @@ import Testing
     #expect(HostMounts.status(root + "/plain") == .absent)
     #expect(HostMounts.status(root + "/missing") == .absent)
     #expect(!HostMounts.isMountpoint(root + "/plain"))
+  }
+
+  /// The hook keeps a published index after decoding only its image frame; a mount that fails on one it cannot read
+  /// must not leave it in the index cache for every later start to fail on.
+  @Test func aCachedIndexAMountCannotReadIsDropped() throws {
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let layout = try RuntimeLayout(root: root)
+    let layer = LayerIndex(
+      digest: Digest.of([1]), compression: .gzip, compressedSize: 10, uncompressedSize: 1024, diffID: Digest.of([2]),
+      spanSize: 512 << 10, checkpoints: [Checkpoint(uncompressedOffset: 0, compressedOffset: 10)],
+      spanDigests: [[UInt8](repeating: 7, count: 32)], entries: [])
+    let image = ImageIndex(
+      source: "docker://127.0.0.1:5000/x:1", manifestDigest: Digest.of([3]), manifestMediaType: MediaType.ociManifest,
+      platform: Platform(os: "linux", architecture: "amd64"), configDigest: Digest.of([4]), runConfig: .init(),
+      layers: [ImageLayer(mediaType: MediaType.ociLayerGzip, digest: layer.digest, size: 10, diffID: layer.diffID)],
+      layerIndexes: [layer])
+    let good = IndexFormat.encode(image)
+    let layerFrame = IndexFormat.encode(layer)
+    // The layer frame replaced by an intact frame (right checksum) whose payload is not a layer index.
+    let payload = Array("not a layer".utf8)
+    var frame = IndexFormat.magic + [UInt8(IndexFormat.version & 0xff), UInt8(IndexFormat.version >> 8), 2, 0]
+    for _ in 0..<2 { frame += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(payload.count) >> UInt64($0 * 8)) } }
+    frame += payload
+    let forged = Array(good.dropLast(layerFrame.count)) + frame + SHA256.hash(frame)
+    _ = try IndexFormat.decodeImageHeader(forged)
+
+    let key = image.manifestDigest.hex
+    let request = try #require(try ImageRequest(annotations: [Annotation.image: image.source]))
+    let images = SharedImages(
+      settings: HookSettings(layout: layout, cacheSize: "1G", keepWarm: 0),
+      actions: HookActions(
+        startMount: { _ in throw ClipError(.system, "the daemon exited before it was ready") }, attach: { _ in }),
+      log: { _ in })
+    for (bytes, kept) in [(good, true), (forged, false)] {
+      try File.writeAtomically(layout.index(key), bytes)
+      try File.writeAtomically(layout.profile(key), Array("profile".utf8))
+      #expect(throws: ClipError.self) {
+        try images.acquire(key: key, index: layout.index(key), request: request, container: "c1", keepWarm: 0)
+      }
+      #expect(FileManager.default.fileExists(atPath: layout.index(key)) == kept)
+      #expect(FileManager.default.fileExists(atPath: layout.profile(key)) == kept)
+    }
   }
 
   @Test func referenceRecordsAreReadOnlyForTheirOwnName() throws {
