@@ -44,12 +44,13 @@ static void unescape(char *text) {
   *out = 0;
 }
 
-/// The top-most mountpoints strictly below `prefix` (their children move with them), as newly allocated strings.
-static int nested_mounts(const char *prefix, char *found[], int capacity) {
+/// The mountpoints of this mount namespace (/proc/self/mountinfo's fifth field, unescaped), as a newly allocated
+/// array of newly allocated strings in `*found`. Returns how many, or -1.
+static int read_mountpoints(char ***found) {
+  *found = NULL;
   FILE *file = fopen("/proc/self/mountinfo", "re");
   if (!file) return -1;
-  size_t length = strlen(prefix);
-  int count = 0;
+  int count = 0, capacity = 0;
   char *line = NULL;
   size_t line_size = 0;
   while (getline(&line, &line_size, file) > 0) {
@@ -63,6 +64,26 @@ static int nested_mounts(const char *prefix, char *found[], int capacity) {
     char *end = strchr(field, ' ');
     if (end) *end = 0;
     unescape(field);
+    if (count == capacity) {
+      capacity = capacity ? capacity * 2 : 64;
+      char **grown = realloc(*found, (size_t)capacity * sizeof(char *));
+      if (!grown) break;
+      *found = grown;
+    }
+    if (!((*found)[count] = strdup(field))) break;
+    count++;
+  }
+  free(line);
+  fclose(file);
+  return count;
+}
+
+/// The top-most of `mounts` strictly below `prefix` (their children move with them), pointing into `mounts`.
+static int nested_mounts(const char *prefix, char *const mounts[], int mount_count, char *found[], int capacity) {
+  size_t length = strlen(prefix);
+  int count = 0;
+  for (int m = 0; m < mount_count; m++) {
+    char *field = mounts[m];
     if (strncmp(field, prefix, length) != 0 || field[length] != '/') continue;
     int covered = 0;
     for (int i = 0; i < count && !covered; i++) {
@@ -71,20 +92,17 @@ static int nested_mounts(const char *prefix, char *found[], int capacity) {
     }
     if (covered) continue;
     // Drop entries the new one covers, then add it.
+    size_t fresh = strlen(field);
     for (int i = 0; i < count;) {
-      size_t fresh = strlen(field);
       if (strncmp(found[i], field, fresh) == 0 && found[i][fresh] == '/') {
-        free(found[i]);
         found[i] = found[--count];
       } else {
         i++;
       }
     }
     if (count == capacity) break;
-    found[count++] = strdup(field);
+    found[count++] = field;
   }
-  free(line);
-  fclose(file);
   return count;
 }
 
@@ -103,11 +121,13 @@ static int make_target(char *path, int directory) {
   return 0;
 }
 
-static int place(const char *source, int tree, const char *target, int readonly, char *error, size_t size) {
+/// Moves `tree` onto `target`, then the runtime's mounts that were below `target` (`mounts`: the mountpoints before
+/// the attach) back on top of it.
+static int place(const char *source, int tree, const char *target, char *const mounts[], int mount_count,
+                 int readonly, char *error, size_t size) {
   char *nested[MAX_NESTED];
   int nested_fds[MAX_NESTED];
-  int count = nested_mounts(target, nested, MAX_NESTED);
-  if (count < 0) return fail(error, size, "cannot read /proc/self/mountinfo");
+  int count = nested_mounts(target, mounts, mount_count, nested, MAX_NESTED);
   int result = 0;
   for (int i = 0; i < count; i++) {
     nested_fds[i] = open_tree(AT_FDCWD, nested[i], OPEN_TREE_CLOEXEC);
@@ -128,10 +148,8 @@ static int place(const char *source, int tree, const char *target, int readonly,
     if (mount_setattr(AT_FDCWD, target, 0, &attributes, sizeof attributes) != 0)
       result = fail(error, size, "cannot make %s read-only", target);
   }
-  for (int i = 0; i < count; i++) {
+  for (int i = 0; i < count; i++)
     if (nested_fds[i] >= 0) close(nested_fds[i]);
-    free(nested[i]);
-  }
   return result;
 }
 
@@ -152,14 +170,21 @@ int clip_attach_trees(pid_t pid, const char *rootfs, const char *const sources[]
   }
   if (result == 0 && setns(namespace, CLONE_NEWNS) != 0)
     result = fail(error, error_size, "cannot enter the mount namespace of process %d", (int)pid);
+  // The runtime's mounts, read once: the entries' targets are distinct top-level names, so moving one entry (and
+  // the mounts below it) adds nothing below another.
+  char **mounts = NULL;
+  int mount_count = result == 0 ? read_mountpoints(&mounts) : 0;
+  if (mount_count < 0) result = fail(error, error_size, "cannot read /proc/self/mountinfo");
   for (int i = 0; i < count && result == 0; i++) {
     if ((size_t)snprintf(path, sizeof path, "%s/%s", rootfs, names[i]) >= sizeof path) {
       errno = ENAMETOOLONG;
       result = fail(error, error_size, "path too long: %s/%s", rootfs, names[i]);
     } else if (!is_mount_root(path)) {
-      result = place(sources[i], trees[i], path, readonly, error, error_size);
+      result = place(sources[i], trees[i], path, mounts, mount_count, readonly, error, error_size);
     }
   }
+  for (int i = 0; i < mount_count; i++) free(mounts[i]);
+  free(mounts);
   for (int i = 0; i < count; i++)
     if (trees[i] >= 0) close(trees[i]);
   if (namespace >= 0) close(namespace);

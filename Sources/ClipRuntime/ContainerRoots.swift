@@ -95,7 +95,12 @@ public struct ContainerRoots: Sendable {
         try FileManager.default.createDirectory(atPath: "\(folder)/\(part)", withIntermediateDirectories: true)
       }
       let options = "lowerdir=\(imageRoot),upperdir=\(folder)/upper,workdir=\(folder)/work"
-      guard mount("overlay", "\(folder)/merged", "overlay", 0, options) == 0 else {
+      // The upper layer goes with the container, so its writes need no syncing: `volatile` (Linux 5.10 and later)
+      // spares the upper filesystem a sync at every fsync in the container and at the unmount.
+      guard
+        mount("overlay", "\(folder)/merged", "overlay", 0, options + ",volatile") == 0
+          || (errno == EINVAL && mount("overlay", "\(folder)/merged", "overlay", 0, options) == 0)
+      else {
         throw ClipError.system("mount overlay", "\(folder)/merged")
       }
       tree = "\(folder)/merged"
