@@ -46,6 +46,24 @@ public protocol ImageSource: Sendable {
 
   /// Reads `range` of a blob.
   func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8]
+
+  /// Reads `range` of a blob like `read(_:range:)`, showing `arrived` the bytes received so far (a growing prefix of
+  /// the range) as they come in, so that a caller can use the front of a long read before its end. An error thrown
+  /// by `arrived` ends the read with it.
+  func read(
+    _ digest: Digest, range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) throws -> Void
+  ) throws -> [UInt8]
+}
+
+extension ImageSource {
+  /// All at once: `arrived` sees the whole range when it is in.
+  public func read(
+    _ digest: Digest, range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) throws -> Void
+  ) throws -> [UInt8] {
+    let bytes = try read(digest, range: range)
+    try bytes.withUnsafeBytes { try arrived($0) }
+    return bytes
+  }
 }
 
 /// Whether `openImageSource` opens `text` as a registry image (not `oci:LAYOUT[:TAG]`).

@@ -43,8 +43,12 @@ extension RegistryClient {
   }
 
   /// Reads `range` of a blob with one ranged GET. A server that ignores Range (answers 200) is handled by skipping
-  /// to the range and stopping the transfer at its end.
-  public func blob(_ repository: String, _ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
+  /// to the range and stopping the transfer at its end. `arrived` sees the bytes of the range received so far each
+  /// time more came in.
+  public func blob(
+    _ repository: String, _ digest: Digest, range: Range<UInt64>,
+    arrived: (UnsafeRawBufferPointer) throws -> Void = { _ in }
+  ) throws -> [UInt8] {
     guard !range.isEmpty else { return [] }
     let request = HTTPRequest(
       url: url("\(repository)/blobs/\(digest)"),
@@ -65,7 +69,9 @@ extension RegistryClient {
       }
       let skip = Int(min(UInt64(piece.count), range.lowerBound > position ? range.lowerBound - position : 0))
       position += UInt64(piece.count)
+      let before = bytes.count
       bytes.append(contentsOf: piece[skip...].prefix(Int(range.count) - bytes.count))
+      if bytes.count > before { try bytes.withUnsafeBytes { try arrived($0) } }
       // A 206 ends with the range: let it finish, so the connection is kept for the next request (stopping a
       // transfer closes it: one more TCP handshake per read). A whole blob (200) is cut off once the range is in.
       return head.status == 206 || bytes.count < Int(range.count)

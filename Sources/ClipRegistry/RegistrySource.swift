@@ -73,6 +73,12 @@ public struct RegistrySource: ImageSource {
     try client.blob(reference.repository, digest, range: range)
   }
 
+  public func read(
+    _ digest: Digest, range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) throws -> Void
+  ) throws -> [UInt8] {
+    try client.blob(reference.repository, digest, range: range, arrived: arrived)
+  }
+
   /// Streams a blob through a pipe: a thread runs the transfer and writes into it while `body` reads, so the
   /// consumer pulls at its own pace and the transfer waits when it falls behind (no whole-blob copy anywhere).
   public func withBlobStream<T>(

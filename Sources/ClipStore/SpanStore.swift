@@ -230,6 +230,7 @@ public final class SpanStore: Sendable {
     var run: [(Int, Flight, prefix: (pieces: Int, reach: UInt64)?)] = []
     func fetchRun() {
       guard !run.isEmpty else { return }
+      var finished = 0  // the run's spans served so far (a long run's first ones before its end is in)
       do {
         if run.count == 1, let (span, flight, prefix) = run.first, let prefix {
           let (bytes, end) = try fetchStart(layer: layer, span: span, prefix)
@@ -238,12 +239,12 @@ public final class SpanStore: Sendable {
           resident[span] = placed
           flight.finish(.success(placed), end: end)
         } else {
-          let decoded = try fetch(layer: layer, spans: run.map(\.0))
-          for ((span, flight, _), bytes) in zip(run, decoded) {
+          try fetch(layer: layer, spans: run.map(\.0)) { span, bytes in
             let key = key(layer: layer, span: span)
             let placed = place(key, bytes)
             resident[span] = placed
-            flight.finish(.success(placed), end: key.range.upperBound)
+            run[finished].1.finish(.success(placed), end: key.range.upperBound)
+            finished += 1
           }
         }
       } catch {
@@ -251,10 +252,11 @@ public final class SpanStore: Sendable {
         failure = failure ?? error
         let clipError = error as? ClipError ?? ClipError(.unavailable, "\(error)")
         let now = DispatchTime.now().uptimeNanoseconds
+        let unserved = run.dropFirst(finished)
         recentFailures.withLock { failures in
-          for (span, _, _) in run { failures[key(layer: layer, span: span)] = (now, clipError) }
+          for (span, _, _) in unserved { failures[key(layer: layer, span: span)] = (now, clipError) }
         }
-        for (_, flight, _) in run { flight.finish(.failure(error)) }
+        for (_, flight, _) in unserved { flight.finish(.failure(error)) }
       }
       flights.withLock { flights in for (span, _, _) in run { flights[key(layer: layer, span: span)] = nil } }
       run.removeAll()
@@ -449,32 +451,51 @@ public final class SpanStore: Sendable {
 
   /// Fetches consecutive spans with one range request; verifies and decodes each.
   private func fetch(layer: Int, spans: [Int]) throws -> [[UInt8]] {
+    var decoded: [[UInt8]] = []
+    try fetch(layer: layer, spans: spans) { decoded.append($1) }
+    return decoded
+  }
+
+  /// Fetches consecutive whole spans with one range request, verifying and decoding each as soon as its compressed
+  /// bytes are in and handing it to `each` (span, bytes) in order: the first spans of a long request serve while the
+  /// rest is still on its way.
+  private func fetch(layer: Int, spans: [Int], each: (Int, [UInt8]) throws -> Void) throws {
     let layerIndex = index.layerIndexes[layer]
-    guard let first = spans.first, let last = spans.last else { return [] }
+    guard let first = spans.first, let last = spans.last else { return }
     let whole =
       layerIndex.compressedRange(ofSpan: first).lowerBound..<layerIndex.compressedRange(ofSpan: last).upperBound
     let spanNames = first == last ? "span \(first)" : "spans \(first)-\(last)"
-    return try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
-      let compressed = try ClipError.inContext(spanNames) { try source.read(layerIndex.digest, range: whole) }
-      stats.requests.add(1, ordering: .relaxed)
-      stats.bytesFetched.add(UInt64(compressed.count), ordering: .relaxed)
-      return try spans.map { span in
-        try ClipError.inContext("span \(span)") {
-          let range = layerIndex.compressedRange(ofSpan: span)
-          let slice = compressed[Int(range.lowerBound - whole.lowerBound)..<Int(range.upperBound - whole.lowerBound)]
-          guard slice.withUnsafeBytes({ SHA256.hash($0) }) == layerIndex.spanDigests[span] else {
+    var done = 0
+    func decodeArrived(_ received: UnsafeRawBufferPointer) throws {
+      while done < spans.count {
+        let span = spans[done]
+        let range = layerIndex.compressedRange(ofSpan: span)
+        let end = Int(range.upperBound - whole.lowerBound)
+        guard received.count >= end else { return }
+        let slice = UnsafeRawBufferPointer(rebasing: received[Int(range.lowerBound - whole.lowerBound)..<end])
+        let decoded = try ClipError.inContext("span \(span)") {
+          guard SHA256.hash(slice) == layerIndex.spanDigests[span] else {
             throw ClipError(
               .digestMismatch,
               "compressed bytes \(range.lowerBound)..<\(range.upperBound) do not match the span digest")
           }
-          let count = Int(layerIndex.uncompressedRange(ofSpan: span).count)
-          let decoded = try slice.withUnsafeBytes {
-            try SpanDecoder.decode(
-              layerIndex.compression, from: layerIndex.checkpoints[span], compressed: $0, count: count)
-          }
-          stats.spansFetched.add(1, ordering: .relaxed)
-          return decoded
+          return try SpanDecoder.decode(
+            layerIndex.compression, from: layerIndex.checkpoints[span], compressed: slice,
+            count: Int(layerIndex.uncompressedRange(ofSpan: span).count))
         }
+        stats.spansFetched.add(1, ordering: .relaxed)
+        done += 1
+        try each(span, decoded)
+      }
+    }
+    try ClipError.inContext("layer \(layer + 1) (\(layerIndex.digest))") {
+      let compressed = try ClipError.inContext(spanNames) {
+        try source.read(layerIndex.digest, range: whole, arrived: decodeArrived)
+      }
+      stats.requests.add(1, ordering: .relaxed)
+      stats.bytesFetched.add(UInt64(compressed.count), ordering: .relaxed)
+      guard done == spans.count else {
+        throw ClipError(.corrupt, "\(spanNames): \(compressed.count) bytes, short of the last span")
       }
     }
   }

@@ -3,16 +3,18 @@ import ClipIndex
 
 /// Fetches the files a program about to start will read (`clip mount --warm`), while its container is still being
 /// set up: the named files' spans and those of the shared libraries they need (`SharedLibraries`), eight requests at
-/// once (two neighbouring whole spans together, a file's last span only up to its end, as a read of the file would),
-/// every file's first span first, then every last one, then the rest.
+/// once (up to sixteen neighbouring whole spans with one request, each served as soon as it is in; a file's last span
+/// only up to its end, as a read of the file would), every file's first span first, then every last one, then the
+/// rest.
 /// When the index records every program's libraries (format 4) all go in one wave; otherwise the libraries are read
 /// from the programs' headers, level by level, each level once the one before is cached. Reading each file whole
 /// instead cost a round trip per span, and the dynamic loader's open of each library one more, one after the other.
 public enum Warming {
   /// Requests in flight at once.
   static let concurrency = 8
-  /// Whole spans fetched with one request: few, so that what a start needs first is not held up by the rest.
-  static let longestRun = 2
+  /// Whole spans fetched with one request: a request's spans serve as they arrive, so a long one holds nothing up
+  /// and saves the round trips of many short ones.
+  static let longestRun = 16
   /// Levels of libraries followed (a program's, theirs, …).
   static let depth = 4
 

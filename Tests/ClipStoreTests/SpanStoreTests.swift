@@ -35,6 +35,49 @@ final class CountingSource: ImageSource, @unchecked Sendable {
   }
 }
 
+/// Streams a range read in two parts, holding the second back until `release` is signalled (or 5 s passed); a read
+/// without `arrived` is held back whole.
+final class GatedSource: ImageSource, @unchecked Sendable {
+  let inner: any ImageSource
+  let release = DispatchSemaphore(value: 0)
+  let split: Int
+  /// Whether the second part waited the full 5 s.
+  let timedOut = Mutex(false)
+  /// Streamed reads so far.
+  let reads = Mutex(0)
+  /// Fail after the first part instead of holding the rest back.
+  var dropsAfterFirstPart = false
+
+  init(_ inner: any ImageSource, firstPart split: Int) {
+    self.inner = inner
+    self.split = split
+  }
+  var name: String { inner.name }
+  func resolve(platform: Platform) throws -> ResolvedImage { try inner.resolve(platform: platform) }
+  func withBlobStream<T>(
+    _ digest: Digest, _ body: (@escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> T
+  ) throws -> T { try inner.withBlobStream(digest, body) }
+  /// All at once: after the hold.
+  func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
+    hold()
+    return try inner.read(digest, range: range)
+  }
+  func read(
+    _ digest: Digest, range: Range<UInt64>, arrived: (UnsafeRawBufferPointer) throws -> Void
+  ) throws -> [UInt8] {
+    let bytes = try inner.read(digest, range: range)
+    reads.withLock { $0 += 1 }
+    try bytes.withUnsafeBytes { try arrived(UnsafeRawBufferPointer(rebasing: $0.prefix(split))) }
+    if dropsAfterFirstPart { throw ClipError(.unavailable, "connection dropped") }
+    hold()
+    try bytes.withUnsafeBytes { try arrived($0) }
+    return bytes
+  }
+  private func hold() {
+    if release.wait(timeout: .now() + 5) == .timedOut { timedOut.withLock { $0 = true } }
+  }
+}
+
 @Suite struct SpanStoreTests {
   let directory = FileManager.default.temporaryDirectory.path + "/clip-span-test-\(UUID().uuidString)"
   let content = testData(count: 3_000_000, seed: 11)
@@ -72,6 +115,66 @@ final class CountingSource: ImageSource, @unchecked Sendable {
     let snapshot = store.stats.snapshot()
     #expect(snapshot.requests == UInt64(reads.count))
     #expect(snapshot.spansFetched <= UInt64(index.layerIndexes[0].spanCount))
+  }
+
+  /// A request for several spans serves each as soon as its bytes are in, not when the last one is.
+  @Test func theFirstSpansOfALongRequestServeBeforeItsEnd() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let layerIndex = index.layerIndexes[0]
+    let firstTwo = Int(
+      layerIndex.compressedRange(ofSpan: 1).upperBound - layerIndex.compressedRange(ofSpan: 0).lowerBound)
+    let source = GatedSource(inner, firstPart: firstTwo)
+    let store = SpanStore(index: index, source: source, disk: nil)
+    let prefetched = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+      store.prefetch(
+        (0..<4).map { SpanStore.Position(layer: 0, span: $0, through: nil) }, concurrency: 1, bytesPerSecond: 0,
+        yieldToReads: false, longestRun: 4)
+      prefetched.signal()
+    }
+    // Span 1 is in the first part: a read of it waits for that, not for spans 2 and 3.
+    let entry = try #require(layerIndex.entries.first { $0.kind == .regular })
+    let one = store.key(layer: 0, span: 1).range
+    var served = false
+    for _ in 0..<200 where !served {
+      usleep(10_000)
+      served = store.stats.snapshot().spansFetched >= 2
+    }
+    #expect(served)
+    let bytes = try SpanStore.gather(try store.read(layer: 0, offset: one.lowerBound, count: 1000))
+    let start = Int(one.lowerBound - entry.dataOffset)
+    #expect(bytes == Array(content[start..<start + 1000]))
+    source.release.signal()
+    prefetched.wait()
+    #expect(source.timedOut.withLock { $0 } == false)
+    #expect(store.stats.snapshot().requests == 1)
+    #expect(store.stats.snapshot().spansFetched == 4)
+  }
+
+  /// A long request cut part-way keeps the spans it served; only the rest count as failed.
+  @Test func aRequestCutPartWayKeepsTheSpansItServed() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (index, inner) = try image()
+    let layerIndex = index.layerIndexes[0]
+    let firstTwo = Int(
+      layerIndex.compressedRange(ofSpan: 1).upperBound - layerIndex.compressedRange(ofSpan: 0).lowerBound)
+    let source = GatedSource(inner, firstPart: firstTwo)
+    source.dropsAfterFirstPart = true
+    let store = SpanStore(index: index, source: source, disk: nil)
+    store.prefetch(
+      (0..<4).map { SpanStore.Position(layer: 0, span: $0, through: nil) }, concurrency: 1, bytesPerSecond: 0,
+      yieldToReads: false, longestRun: 4)
+    #expect(store.stats.snapshot().spansFetched == 2)
+    let one = store.key(layer: 0, span: 1).range
+    _ = try store.read(layer: 0, offset: one.lowerBound, count: Int(one.count))  // served, no new request
+    #expect(source.reads.withLock { $0 } == 1)
+    let two = store.key(layer: 0, span: 2).range
+    let error = try #require(throws: ClipError.self) {
+      try store.read(layer: 0, offset: two.lowerBound, count: 1000)  // failed a moment ago: fails at once
+    }
+    #expect(error.description.contains("connection dropped"))
+    #expect(source.reads.withLock { $0 } == 1)
   }
 
   @Test func cacheSurvivesRestartAndEvictsOldest() throws {
