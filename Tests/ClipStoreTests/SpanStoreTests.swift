@@ -11,19 +11,27 @@ import Testing
 
 @testable import ClipStore
 
+/// A test source that passes all but range reads on to another.
+protocol WrappingSource: ImageSource {
+  var inner: any ImageSource { get }
+}
+
+extension WrappingSource {
+  var name: String { inner.name }
+  func resolve(platform: Platform) throws -> ResolvedImage { try inner.resolve(platform: platform) }
+  func withBlobStream<T>(
+    _ digest: Digest, _ body: (@escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> T
+  ) throws -> T { try inner.withBlobStream(digest, body) }
+}
+
 /// Counts range reads on the way to another source.
-final class CountingSource: ImageSource, @unchecked Sendable {
+final class CountingSource: WrappingSource, @unchecked Sendable {
   let inner: any ImageSource
   let lock = NSLock()
   var reads: [Range<UInt64>] = []
   var failing = false
 
   init(_ inner: any ImageSource) { self.inner = inner }
-  var name: String { inner.name }
-  func resolve(platform: Platform) throws -> ResolvedImage { try inner.resolve(platform: platform) }
-  func withBlobStream<T>(
-    _ digest: Digest, _ body: (@escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> T
-  ) throws -> T { try inner.withBlobStream(digest, body) }
   func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
     lock.lock()
     reads.append(range)
@@ -37,7 +45,7 @@ final class CountingSource: ImageSource, @unchecked Sendable {
 
 /// Streams a range read in two parts, holding the second back until `release` is signalled (or 5 s passed); a read
 /// without `arrived` is held back whole.
-final class GatedSource: ImageSource, @unchecked Sendable {
+final class GatedSource: WrappingSource, @unchecked Sendable {
   let inner: any ImageSource
   let release = DispatchSemaphore(value: 0)
   let split: Int
@@ -52,11 +60,6 @@ final class GatedSource: ImageSource, @unchecked Sendable {
     self.inner = inner
     self.split = split
   }
-  var name: String { inner.name }
-  func resolve(platform: Platform) throws -> ResolvedImage { try inner.resolve(platform: platform) }
-  func withBlobStream<T>(
-    _ digest: Digest, _ body: (@escaping (UnsafeMutableRawBufferPointer) throws -> Int) throws -> T
-  ) throws -> T { try inner.withBlobStream(digest, body) }
   /// All at once: after the hold.
   func read(_ digest: Digest, range: Range<UInt64>) throws -> [UInt8] {
     hold()
