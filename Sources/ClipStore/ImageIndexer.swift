@@ -40,7 +40,8 @@ public struct ImageIndexer: Sendable {
   }
 
   /// Indexes like `index` and returns the index file's bytes — a published index's bytes as the registry gave them
-  /// (checked as `index` checks them; its recorded source is the publisher's), else the new index encoded — and the
+  /// (checked as `index` checks them, but for its layer frames, which are only checked intact: a mount decodes them;
+  /// its recorded source is the publisher's), else the new index encoded — and the
   /// prefetch profile published with the index, if any. `lookup` is what looking for the published index already
   /// found (`RegistrySource.findPublishedBlobs`, started while the config was fetched), if it was looked for.
   public func indexFile(
