@@ -111,7 +111,8 @@ let package = Package(
 
     // Test-only helpers: a tar builder and compressors for test layers.
     .target(
-      name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto"], path: "Tests/ClipTestSupport"),
+      name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto", "ClipCore", "ClipIndex"],
+      path: "Tests/ClipTestSupport"),
     .testTarget(name: "ClipCoreTests", dependencies: ["ClipCore"], swiftSettings: strict),
     .testTarget(
       name: "ClipArchiveTests", dependencies: ["ClipArchive", "ClipOCI", "ClipTestSupport"], swiftSettings: strict),
@@ -121,7 +122,8 @@ let package = Package(
     .testTarget(name: "ClipRegistryTests", dependencies: ["ClipRegistry", "ClipOCI"], swiftSettings: strict),
     .testTarget(name: "ClipSnapshotterTests", dependencies: ["ClipSnapshotter", "ClipCore"], swiftSettings: strict),
     .testTarget(
-      name: "ClipRuntimeTests", dependencies: ["ClipRuntime", "ClipOCI", "ClipIndex", "ClipArchive"],
+      name: "ClipRuntimeTests",
+      dependencies: ["ClipRuntime", "ClipOCI", "ClipIndex", "ClipArchive", "ClipTestSupport"],
       swiftSettings: strict),
     .testTarget(
       name: "ClipStoreTests", dependencies: ["ClipStore", "ClipRegistry", "ClipOCI", "ClipTestSupport"],

@@ -116,7 +116,7 @@ func makeImage() throws -> ImageIndex {
     }
     // An intact frame whose payload is not a layer index passes; decoding the whole file finds it.
     let lastFrame = IndexFormat.encode(image.layerIndexes[1])
-    let forged = Array(bytes.dropLast(lastFrame.count)) + rawFrame(kind: 2, payload: Array("not a layer".utf8))
+    let forged = Array(bytes.dropLast(lastFrame.count)) + rawIndexFrame(kind: 2, payload: Array("not a layer".utf8))
     #expect(try IndexFormat.decodeImageHeader(forged) == header)
     let error = try #require(throws: ClipError.self) { try IndexFormat.decodeImage(forged) }
     #expect(error.code == .corrupt)
@@ -145,11 +145,4 @@ func makeImage() throws -> ImageIndex {
     #expect(!layer.recordsNeededLibraries)
     #expect(try IndexFormat.decodeImage(rewritten) == index)
   }
-}
-
-/// An index frame stored raw (codec 0) with a correct checksum, whatever its payload: specs/index-format.md.
-func rawFrame(kind: UInt8, payload: [UInt8]) -> [UInt8] {
-  var bytes = IndexFormat.magic + [UInt8(IndexFormat.version & 0xff), UInt8(IndexFormat.version >> 8), kind, 0]
-  for _ in 0..<2 { bytes += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(payload.count) >> UInt64($0 * 8)) } }
-  return bytes + payload + SHA256.hash(bytes + payload)
 }

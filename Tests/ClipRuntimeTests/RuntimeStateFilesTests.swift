@@ -2,6 +2,7 @@ import ClipArchive
 import ClipCore
 import ClipIndex
 import ClipOCI
+import ClipTestSupport
 import Foundation
 import Testing
 
@@ -37,11 +38,7 @@ import Testing
     let good = IndexFormat.encode(image)
     let layerFrame = IndexFormat.encode(layer)
     // The layer frame replaced by an intact frame (right checksum) whose payload is not a layer index.
-    let payload = Array("not a layer".utf8)
-    var frame = IndexFormat.magic + [UInt8(IndexFormat.version & 0xff), UInt8(IndexFormat.version >> 8), 2, 0]
-    for _ in 0..<2 { frame += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(payload.count) >> UInt64($0 * 8)) } }
-    frame += payload
-    let forged = Array(good.dropLast(layerFrame.count)) + frame + SHA256.hash(frame)
+    let forged = Array(good.dropLast(layerFrame.count)) + rawIndexFrame(kind: 2, payload: Array("not a layer".utf8))
     _ = try IndexFormat.decodeImageHeader(forged)
 
     let key = image.manifestDigest.hex

@@ -120,20 +120,31 @@ final class GatedSource: WrappingSource, @unchecked Sendable {
     #expect(snapshot.spansFetched <= UInt64(index.layerIndexes[0].spanCount))
   }
 
+  /// A store over `image()` whose source streams a range read in two parts, the first ending with span 1.
+  func gatedStore(dropsAfterFirstPart: Bool = false) throws -> (SpanStore, GatedSource) {
+    let (index, inner) = try image()
+    let layerIndex = index.layerIndexes[0]
+    let firstTwo = layerIndex.compressedRange(ofSpan: 1).upperBound - layerIndex.compressedRange(ofSpan: 0).lowerBound
+    let source = GatedSource(inner, firstPart: Int(firstTwo))
+    source.dropsAfterFirstPart = dropsAfterFirstPart
+    return (SpanStore(index: index, source: source, disk: nil), source)
+  }
+
+  /// Prefetches spans 0–3 of layer 0 as one request.
+  static func prefetchFirstFourSpans(_ store: SpanStore) {
+    store.prefetch(
+      (0..<4).map { SpanStore.Position(layer: 0, span: $0, through: nil) }, concurrency: 1, bytesPerSecond: 0,
+      yieldToReads: false, longestRun: 4)
+  }
+
   /// A request for several spans serves each as soon as its bytes are in, not when the last one is.
   @Test func theFirstSpansOfALongRequestServeBeforeItsEnd() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let (index, inner) = try image()
-    let layerIndex = index.layerIndexes[0]
-    let firstTwo = Int(
-      layerIndex.compressedRange(ofSpan: 1).upperBound - layerIndex.compressedRange(ofSpan: 0).lowerBound)
-    let source = GatedSource(inner, firstPart: firstTwo)
-    let store = SpanStore(index: index, source: source, disk: nil)
+    let (store, source) = try gatedStore()
+    let layerIndex = store.index.layerIndexes[0]
     let prefetched = DispatchSemaphore(value: 0)
     DispatchQueue.global().async {
-      store.prefetch(
-        (0..<4).map { SpanStore.Position(layer: 0, span: $0, through: nil) }, concurrency: 1, bytesPerSecond: 0,
-        yieldToReads: false, longestRun: 4)
+      Self.prefetchFirstFourSpans(store)
       prefetched.signal()
     }
     // Span 1 is in the first part: a read of it waits for that, not for spans 2 and 3.
@@ -158,16 +169,8 @@ final class GatedSource: WrappingSource, @unchecked Sendable {
   /// A long request cut part-way keeps the spans it served; only the rest count as failed.
   @Test func aRequestCutPartWayKeepsTheSpansItServed() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let (index, inner) = try image()
-    let layerIndex = index.layerIndexes[0]
-    let firstTwo = Int(
-      layerIndex.compressedRange(ofSpan: 1).upperBound - layerIndex.compressedRange(ofSpan: 0).lowerBound)
-    let source = GatedSource(inner, firstPart: firstTwo)
-    source.dropsAfterFirstPart = true
-    let store = SpanStore(index: index, source: source, disk: nil)
-    store.prefetch(
-      (0..<4).map { SpanStore.Position(layer: 0, span: $0, through: nil) }, concurrency: 1, bytesPerSecond: 0,
-      yieldToReads: false, longestRun: 4)
+    let (store, source) = try gatedStore(dropsAfterFirstPart: true)
+    Self.prefetchFirstFourSpans(store)
     #expect(store.stats.snapshot().spansFetched == 2)
     let one = store.key(layer: 0, span: 1).range
     _ = try store.read(layer: 0, offset: one.lowerBound, count: Int(one.count))  // served, no new request
