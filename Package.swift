@@ -6,8 +6,9 @@ let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 /// How the clip executable is linked for a fast start (it runs twice per container as an OCI hook): lld, relative
 /// relocations packed (DT_RELR: 26 KB instead of 3 MB to read and walk), no symbols exported (the dynamic symbol
 /// table was 4 MB, and glibc's dladdr walks it), all bindings done at start (full RELRO: the GOT joins the relocated
-/// data), the sections a start writes placed together and ICU's 34 MB of data after all the rest
-/// (Sources/clip/startup-layout.ld), and the functions a container start runs first in .text
+/// data), the sections a start writes placed together at the front of the file, before .text, and the unwind tables
+/// and ICU's 34 MB of data after all the code (Sources/clip/startup-layout.ld), and the functions a container start
+/// runs first at the start of .text
 /// (Sources/clip/startup-order.txt, from `make startup-order`; release builds give each function its own section).
 /// Still position independent: a position-dependent link would save a start ~1 ms of relocation, but give up ASLR in
 /// a daemon that parses registry bytes.
@@ -16,6 +17,15 @@ let startupLinking = [
   "-z", "-Xlinker", "now", "-Xlinker", "-T", "-Xlinker", Context.packageDirectory + "/Sources/clip/startup-layout.ld",
   "-Xlinker", "--symbol-ordering-file=" + Context.packageDirectory + "/Sources/clip/startup-order.txt", "-Xlinker",
   "--no-warn-symbol-ordering",
+]
+
+/// Release builds (linked with `--static-swift-stdlib`) link the C++ runtime the Swift runtime and ICU need
+/// statically too: libstdc++ (every `-lstdc++` of the link finds Sources/clip/static-cxx/libstdc++.so first, a linker
+/// script naming the static archive), and libgcc's unwinder. As shared libraries they were two more files to map,
+/// relocate and look symbols up in (~0.7 ms of every start) and to read from disk on a cold start. Debug builds load
+/// the Swift runtime as shared libraries, which bring the shared libstdc++ anyway.
+let staticCxxRuntime = [
+  "-Xclang-linker", "-L" + Context.packageDirectory + "/Sources/clip/static-cxx", "-Xclang-linker", "-static-libgcc",
 ]
 
 let package = Package(
@@ -106,8 +116,11 @@ let package = Package(
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
       ],
-      exclude: ["startup-layout.ld", "startup-order.txt"],
-      swiftSettings: strict, linkerSettings: [.unsafeFlags(startupLinking)]),
+      exclude: ["startup-layout.ld", "startup-order.txt", "static-cxx"],
+      swiftSettings: strict,
+      linkerSettings: [
+        .unsafeFlags(startupLinking), .unsafeFlags(staticCxxRuntime, .when(configuration: .release)),
+      ]),
 
     // Test-only helpers: a tar builder and compressors for test layers.
     .target(
