@@ -254,6 +254,19 @@ t_daemon_kill() {
         else
             fail "$r daemon-kill: the image daemon is not confined: $(grep -E 'Seccomp|NoNewPrivs' "/proc/$pid/status" 2>/dev/null | tr '\n' ' ')"
         fi
+        # It keeps the front of its executable (what hook starts read from the file) mapped, shared, and locked.
+        local exe kept=""
+        exe=$(readlink -f "/proc/$pid/exe" 2>/dev/null)
+        for _ in $(seq 20); do
+            kept=$(awk -v f="$exe" '$6 == f && $2 == "r--s" && $3 == "00000000"' "/proc/$pid/maps" 2>/dev/null)
+            [ -z "$kept" ] || break
+            sleep 0.1
+        done
+        if [ -n "$kept" ] && grep -qP '^VmLck:\s*[1-9]' "/proc/$pid/status"; then
+            pass "$r daemon-kill: the image daemon keeps its executable's start-up pages cached ($(grep VmLck "/proc/$pid/status" | tr -s ' \t' ' '))"
+        else
+            fail "$r daemon-kill: no locked start-up mapping of $exe in the image daemon: $kept"
+        fi
         if [ -n "$pid" ] && kill -9 "$pid"; then
             rt "$r" kill "dkill-$r" KILL || true
             for _ in $(seq 50); do rt "$r" state "dkill-$r" 2>/dev/null | grep -q '"stopped"' && break; sleep 0.1; done

@@ -5,3 +5,4 @@
 #include "clip_malloc.h"
 #include "clip_attach.h"
 #include "clip_crypto.h"
+#include "clip_startup.h"
