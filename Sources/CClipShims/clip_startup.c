@@ -21,28 +21,26 @@ size_t clip_startup_length(const ElfW(Phdr) *headers, size_t count, size_t page)
   return end & ~(ElfW(Off))(page - 1);
 }
 
-const void *clip_keep_startup_pages(size_t *length) {
-  *length = 0;
+long clip_keep_startup_pages(void) {
   const ElfW(Phdr) *headers = (const ElfW(Phdr) *)getauxval(AT_PHDR);
   size_t count = getauxval(AT_PHNUM);
   if (headers == NULL || count == 0) {
     errno = ENOENT;
-    return NULL;
+    return -1;
   }
   size_t size = clip_startup_length(headers, count, (size_t)sysconf(_SC_PAGESIZE));
   if (size == 0)
-    return "";
+    return 0;
   int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return NULL;
+    return -1;
   void *kept = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
   int saved = errno;
   close(fd);
   if (kept == MAP_FAILED) {
     errno = saved;
-    return NULL;
+    return -1;
   }
   (void)mlock(kept, size);  // without CAP_IPC_LOCK or room under RLIMIT_MEMLOCK the mapping alone stays
-  *length = size;
-  return kept;
+  return (long)size;
 }

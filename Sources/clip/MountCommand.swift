@@ -152,8 +152,7 @@ struct MountCommand: ParsableCommand {
     // A hook's image daemon lives while containers of its image may start, each running two hook processes of this
     // same file: keep what those read from the file itself in the page cache (the relocated data and what precedes
     // it, ~7 MB, specs/hook.md); the code they run is this daemon's code, cached while it runs.
-    var kept = 0
-    if leaseRoot != nil, clip_keep_startup_pages(&kept) == nil {
+    if leaseRoot != nil, clip_keep_startup_pages() < 0 {
       log("cannot keep the executable's start-up pages cached: \(String(cString: strerror(errno)))")
     }
     // The lease's release ends the FUSE loop when the unmount is clean: then wait for it to finish its bookkeeping.

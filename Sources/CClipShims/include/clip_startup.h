@@ -11,8 +11,8 @@ size_t clip_startup_length(const ElfW(Phdr) *headers, size_t count, size_t page)
 /// Keeps the part of this executable's file that every process of it reads at start (`clip_startup_length`;
 /// release builds put the relocated data there, Sources/clip/startup-layout.ld) in the page cache for as long as the
 /// calling process lives: a read-only shared mapping of it, populated, and locked where the process may lock memory
-/// (else only mapped). The mapping is never undone. Returns its address and sets `*length` (0 when there is nothing
-/// before the code), or returns NULL with errno set.
-const void *clip_keep_startup_pages(size_t *length);
+/// (else only mapped). The mapping is never undone. Returns the number of bytes kept (0 when nothing precedes the
+/// code), or -1 with errno set.
+long clip_keep_startup_pages(void);
 
 #endif
