@@ -17,6 +17,8 @@
 #    empty, and a text file.  `clip inspect F` and `clip ls F` must each
 #    exit with status 1 exactly (not 0, not a signal) and print exactly one
 #    stderr line starting "clip: error:".
+# 3. `clip mount` failing at start (no mountpoint) while libcurl loads in
+#    the background: 150 starts, each exits 1 with one error line.
 #
 # Environment: CLIP, CLIP_TEST_WORK, CLIP_TEST_TIMEOUT (see lib.sh).
 # Exit status: 0 all passed, 1 any failure, 2 usage/setup error.
@@ -153,6 +155,29 @@ EOF
             done
         done
         echo "     (good index: $size bytes)"
+
+        # A mount daemon that fails at start while libcurl loads in the background (a registry source and --warm):
+        # its exit must wait for the load, never run the libraries' destructors under it (a crash in ~1 of 40 starts
+        # before). 150 starts, each must exit 1 with its one error line.
+        info "mount failing while libcurl loads"
+        bad=""
+        for i in $(seq 150); do
+            rc=0
+            run_clip "$tmpd/stdout" "$tmpd/stderr" mount "$good" "$tmpd/no-such-dir" --foreground --plain-http \
+                --source docker://127.0.0.1:9/none:latest --warm /bin/sh --cache "$tmpd/cache" || rc=$?
+            if [ "$rc" -ne 1 ]; then
+                bad="start $i: exit $rc (want 1): $(head -c 200 "$tmpd/stderr")"
+                break
+            elif ! why=$(check_only_error_line "$tmpd/stderr"); then
+                bad="start $i: $why"
+                break
+            fi
+        done
+        if [ -z "$bad" ]; then
+            pass "mount failing while libcurl loads: 150 starts, each exit 1: $(head -c 120 "$tmpd/stderr")"
+        else
+            fail "mount failing while libcurl loads: $bad"
+        fi
     fi
 fi
 

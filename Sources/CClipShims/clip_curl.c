@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /// The libcurl functions clip calls, found by clip_curl_load.
 static struct {
@@ -38,6 +39,48 @@ static void load(void) {
 const char *clip_curl_load(void) {
   pthread_once(&load_once, load);
   return load_error[0] ? load_error : NULL;
+}
+
+/// The background load's progress, so that exit() never runs the libraries' destructors (libcrypto's, gnutls's)
+/// while that thread is inside dlopen or curl_global_init: that crashed a daemon failing at start.
+static pthread_mutex_t background_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t background_done = PTHREAD_COND_INITIALIZER;
+static enum { background_idle, background_running, background_finished, background_cancelled } background_state;
+
+static void *background_load(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&background_lock);
+  const int cancelled = background_state == background_cancelled;
+  if (!cancelled) background_state = background_running;
+  pthread_mutex_unlock(&background_lock);
+  if (cancelled) return NULL;
+  clip_curl_load();
+  pthread_mutex_lock(&background_lock);
+  background_state = background_finished;
+  pthread_cond_broadcast(&background_done);
+  pthread_mutex_unlock(&background_lock);
+  return NULL;
+}
+
+/// At exit: a load not begun yet never begins; one under way is waited for.
+static void settle_background_load(void) {
+  pthread_mutex_lock(&background_lock);
+  if (background_state == background_idle) background_state = background_cancelled;
+  while (background_state == background_running) pthread_cond_wait(&background_done, &background_lock);
+  pthread_mutex_unlock(&background_lock);
+}
+
+static pthread_once_t settle_registered = PTHREAD_ONCE_INIT;
+static int settle_registration;
+static void register_settle(void) { settle_registration = atexit(settle_background_load); }
+
+int clip_curl_load_in_background(void) {
+  pthread_once(&settle_registered, register_settle);
+  if (settle_registration != 0) return settle_registration;
+  pthread_t thread;
+  const int error = pthread_create(&thread, NULL, background_load, NULL);
+  if (error == 0) pthread_detach(thread);
+  return error;
 }
 
 CURL *clip_curl_easy_init(void) { return api.easy_init(); }

@@ -32,11 +32,10 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
   }
 
   /// Loads libcurl and the libraries it needs (tens of them, read from disk on a cold start) on a background thread,
-  /// so that a request made later does not wait for that; one made meanwhile waits for the load to finish.
+  /// so that a request made later does not wait for that; one made meanwhile waits for the load to finish. Exiting
+  /// meanwhile is safe (the exit waits for the load). Best effort: when no thread can start, requests load libcurl.
   public static func loadInBackground() {
-    let thread = Thread { _ = clip_curl_load() }
-    thread.name = "clip-curl-load"
-    thread.start()
+    _ = clip_curl_load_in_background()
   }
 
   private func acquire() throws -> UnsafeMutableRawPointer {

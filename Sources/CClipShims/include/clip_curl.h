@@ -8,6 +8,10 @@
 /// any other clip_curl_ function; it is cheap after the first call.
 const char *clip_curl_load(void);
 
+/// Starts clip_curl_load on a detached thread; exit() waits for a load under way (and cancels one not begun), since
+/// the libraries' destructors must not run while it is inside them. Returns 0, or an error number (nothing started).
+int clip_curl_load_in_background(void);
+
 CURL *clip_curl_easy_init(void);
 void clip_curl_easy_cleanup(CURL *handle);
 void clip_curl_easy_reset(CURL *handle);
