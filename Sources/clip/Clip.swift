@@ -23,6 +23,9 @@ struct Clip: ParsableCommand {
     if let hook = HookCommand.fastStart(CommandLine.arguments.dropFirst()) {
       Glibc.exit(HookCommand.run(stage: hook.stage, settings: hook.settings) ? 0 : 1)
     }
+    if let daemon = MountDaemon.fastStart(CommandLine.arguments.dropFirst()) {
+      do { try reportingErrors { try daemon.serve() } } catch { Glibc.exit(1) }
+    }
     main(nil)
   }
 }

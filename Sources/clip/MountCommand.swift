@@ -20,16 +20,16 @@ struct MountCommand: ParsableCommand {
   var mountpoint: String
 
   @Option(help: "The span cache shared by all mounts.")
-  var cache = "/var/lib/clip/cache"
+  var cache = MountDaemon().cache
 
   @Option(help: "The most bytes the span cache keeps (least recently used spans are evicted).")
-  var cacheSize = "10G"
+  var cacheSize = MountDaemon().cacheSize
 
   @Option(help: "Fetch ahead: none, all (the whole image in the background), or a profile file from --record.")
-  var prefetch = "none"
+  var prefetch = MountDaemon().prefetch
 
   @Option(help: "Bytes per second for --prefetch all.")
-  var prefetchRate = "200M"
+  var prefetchRate = MountDaemon().prefetchRate
 
   @Option(help: "Write the spans this mount's reads touched to FILE on unmount (a prefetch profile).")
   var record: String?
@@ -47,7 +47,7 @@ struct MountCommand: ParsableCommand {
   var layer: String?
 
   @Option(help: "Seconds after which a read the registry does not answer fails with EIO.")
-  var timeout = 20
+  var timeout = MountDaemon().timeout
 
   @OptionGroup var registry: RegistryOptions
 
@@ -56,7 +56,7 @@ struct MountCommand: ParsableCommand {
       With no --prefetch, opening a file fetches the rest of its directory's files in the background if they hold \
       at most this many bytes (0: never).
       """)
-  var directoryReadahead = "8M"
+  var directoryReadahead = MountDaemon().directoryReadahead
 
   @Flag(
     help: "Serve every read from the daemon: no kernel passthrough, so no whole-file copies in the cache either.")
@@ -74,11 +74,21 @@ struct MountCommand: ParsableCommand {
   @Option(help: .hidden)
   var leaseImage: String?
   @Option(help: .hidden)
-  var keepWarm = 0
+  var keepWarm = MountDaemon().keepWarm
+
+  /// The daemon these options describe.
+  var daemon: MountDaemon {
+    MountDaemon(
+      image: image, mountpoint: mountpoint, cache: cache, cacheSize: cacheSize, prefetch: prefetch,
+      prefetchRate: prefetchRate, record: record, warm: warm, source: source, layer: layer, timeout: timeout,
+      plainHTTP: registry.plainHTTP, authfile: registry.authfile, directoryReadahead: directoryReadahead,
+      noPassthrough: noPassthrough, readyFd: readyFd, leaseRoot: leaseRoot, leaseImage: leaseImage,
+      keepWarm: keepWarm)
+  }
 
   func run() throws {
     try reportingErrors {
-      guard !foreground else { return try serve() }
+      guard !foreground else { try daemon.serve() }
       try FileManager.default.createDirectory(atPath: MountService.runtimeDirectory, withIntermediateDirectories: true)
       let log = MountService.logFile(for: mountpoint)
       let arguments =
@@ -86,94 +96,6 @@ struct MountCommand: ParsableCommand {
       try Daemon.spawn(arguments: arguments, log: log)
     }
   }
-
-  private func serve() throws {
-    // Span-sized buffers (512 KiB, 4 MiB in older indexes) go back to the system when freed (glibc would otherwise
-    // keep tens of MiB in its arenas).
-    _ = clip_set_mmap_threshold(256 << 10)
-    // The warm wave's first requests would wait for libcurl and its libraries to load: load them while the index is
-    // decoded.
-    if !warm.isEmpty, let source, isRegistrySource(source) { CurlTransport.loadInBackground() }
-    let log: @Sendable (String) -> Void = { message in
-      let stamp = utcTimestamp()
-      FileHandle.standardError.write(Data("\(stamp) clip mount: \(message)\n".utf8))
-    }
-    let service: MountService
-    do {
-      var isDirectory: ObjCBool = false
-      guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw ClipError(.notFound, "mountpoint \(mountpoint) is not a directory")
-      }
-      let index: ImageIndex
-      if FileManager.default.fileExists(atPath: image) {
-        index = try loadIndex(image)
-      } else {
-        var indexer = ImageIndexer()
-        indexer.note = { log($0) }
-        index = try indexer.index(
-          try openImageSource(image, plainHTTP: registry.plainHTTP, authFile: registry.authfile))
-      }
-      let blobs = try openImageSource(
-        source ?? index.source, plainHTTP: registry.plainHTTP, readTimeout: timeout, authFile: registry.authfile)
-      let disk = try DiskCache(root: cache, limit: try parseSize(cacheSize), warn: log)
-      let policy: PrefetchPolicy =
-        switch prefetch {
-        case "none": .none
-        case "all": .all(bytesPerSecond: try parseSize(prefetchRate))
-        default: .profile(prefetch)
-        }
-      let layerNumber = try layer.map { text in
-        let digest = try ClipError.inContext("--layer") { try Digest(text) }
-        guard let number = index.layers.firstIndex(where: { $0.digest == digest }) else {
-          throw ClipError(.notFound, "the image has no layer \(digest)")
-        }
-        return number
-      }
-      service = try MountService(
-        index: index, source: blobs, mountpoint: mountpoint, cache: disk, prefetch: policy, record: record,
-        warm: warm, layer: layerNumber, passthrough: !noPassthrough,
-        directoryReadahead: directoryReadahead == "0" ? 0 : try parseSize(directoryReadahead), log: log)
-      try service.start()
-    } catch {
-      if let readyFd { Daemon.report("\(error)", on: readyFd) }
-      throw error
-    }
-    // From here on the daemon parses registry bytes: confine it (specs/mount.md).
-    do {
-      try Confinement.apply()
-    } catch {
-      log("cannot confine the daemon: \(error)")
-      umount2(mountpoint, Int32(MNT_DETACH))
-      if let readyFd { Daemon.report("\(error)", on: readyFd) }
-      throw error
-    }
-    log("mounted \(index(service)) on \(mountpoint)")
-    if let readyFd { Daemon.report("ready", on: readyFd) }
-    // A hook's image daemon lives while containers of its image may start, each running two hook processes of this
-    // same file: keep what those read from the file itself in the page cache (the relocated data and what precedes
-    // it, ~7 MB, specs/hook.md); the code they run is this daemon's code, cached while it runs.
-    if leaseRoot != nil, clip_keep_startup_pages() < 0 {
-      log("cannot keep the executable's start-up pages cached: \(String(cString: strerror(errno)))")
-    }
-    // The lease's release ends the FUSE loop when the unmount is clean: then wait for it to finish its bookkeeping.
-    let released = DispatchSemaphore(value: 0)
-    if let leaseRoot, let leaseImage {
-      let lease = try ImageLease(root: leaseRoot, key: leaseImage, keepWarm: keepWarm, log: log)
-      let thread = Thread {
-        lease.waitForRelease()
-        released.signal()
-        service.finishAbruptly()
-      }
-      thread.name = "clip-lease"
-      thread.start()
-    }
-    let result = service.serve()
-    if leaseImage != nil { _ = released.wait(timeout: .now() + 5) }
-    log("unmounted \(mountpoint)")
-    if result < 0 { throw ExitCode(1) }
-  }
-
-  private func index(_ service: MountService) -> String { service.reader.index.source }
 }
 
 /// `clip umount MOUNTPOINT`
