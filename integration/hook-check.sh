@@ -22,6 +22,8 @@
 #                container finds it); with an index published beside the image (`clip index --push`), a fresh
 #                root uses that one instead of indexing; published with a profile recorded on a mount of the
 #                image (`clip index --push --profile`), a fresh root keeps the profile and the image mount prefetches it
+#   pinned       `clip bundle` of a tag writes the reference pinned to the manifest it resolved (TAG@DIGEST); after
+#                the tag moves to another image (busybox), a fresh root still runs the bundled image (Debian)
 #   keep-warm    --keep-warm 2 with create/start/delete (the daemon is adopted by init): the image stays mounted
 #                after the container is deleted, then goes by itself within a few seconds
 #   gc           a container whose runtime state is wiped (as after a crash): `clip gc` removes its overlay,
@@ -35,7 +37,7 @@ CLIP=${CLIP:-$INTEG/../.build/debug/clip}
 . "$INTEG/lib.sh"
 . "$INTEG/registry/lib.sh"
 
-ALL_TESTS=(basic nonroot readonly bindmount concurrent kill delete-force daemon-kill failures first-use keep-warm gc)
+ALL_TESTS=(basic nonroot readonly bindmount concurrent kill delete-force daemon-kill failures first-use pinned keep-warm gc)
 RUNTIMES=(${CLIP_HOOK_RUNTIMES:-runc crun})
 CALL_TIMEOUT=120
 
@@ -78,6 +80,7 @@ cleanup() {
 trap cleanup EXIT
 
 ensure_image debian || { echo "error: the Debian image is not available (debootstrap failed)" >&2; exit 1; }
+ensure_image busybox || { echo "error: the busybox image is not available" >&2; exit 1; }
 registry_start hook
 IMAGE=docker://$REGISTRY_HOOK/debian:bookworm
 registry_push "$IMG/debian:latest" "$REGISTRY_HOOK/debian:bookworm" >/dev/null
@@ -372,6 +375,33 @@ t_first_use() {
     first_use_profile "$r" "$b" "$tmpd/profiled-$r"
     rooted "$b" "$ROOT"
     assert_clean "$r first-use" "$b"
+}
+
+t_pinned() {
+    local r=$1 b=$tmpd/bundles/pinned fresh=$tmpd/pinned-$1 image out
+    registry_push "$IMG/debian:latest" "$REGISTRY_HOOK/debian:moving" >/dev/null
+    rm -rf "$b"
+    if ! timeout "$CALL_TIMEOUT" "$CLIP" bundle "docker://$REGISTRY_HOOK/debian:moving" "$b" --root "$ROOT" \
+        --keep-warm 0 -- head -n1 /etc/os-release >/dev/null 2>"$tmpd/bundle.err"; then
+        fail "$r pinned: clip bundle failed: $(head -c 300 "$tmpd/bundle.err")"
+        return
+    fi
+    image=$(jq -r '.annotations["org.clip.image"]' "$b/config.json")
+    if [[ $image == "docker://$REGISTRY_HOOK/debian:moving@sha256:"* ]]; then
+        pass "$r pinned: the bundle names $image"
+    else
+        fail "$r pinned: the bundle names $image, want the tag pinned to its manifest (debian:moving@sha256:…)"
+    fi
+    registry_push "$IMG/busybox:latest" "$REGISTRY_HOOK/debian:moving" >/dev/null
+    rooted "$b" "$fresh"
+    if out=$(rt "$r" run -b "$b" "pinned-$r" 2>"$tmpd/err") && grep -q '^PRETTY_NAME=.*Debian' <<<"$out"; then
+        pass "$r pinned: after the tag moved to busybox, a fresh root runs the bundled Debian image"
+    else
+        fail "$r pinned: $(head -c 300 "$tmpd/err" | tr '\n' '|') $(grep -v 'ready in\|cleaned' "$fresh/hook.log" 2>/dev/null | tail -n3 | tr '\n' '|')"
+    fi
+    "$CLIP" gc --root "$fresh" --force >/dev/null 2>&1 || true
+    rooted "$b" "$ROOT"
+    assert_clean "$r pinned" "$b"
 }
 
 t_keep_warm() {

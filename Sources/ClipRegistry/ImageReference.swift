@@ -50,6 +50,19 @@ public struct ImageReference: Sendable, Equatable, CustomStringConvertible {
     self.digest = digest
   }
 
+  /// The same reference pinned to `digest` (the tag, if any, kept for the reader): `REPO:TAG@DIGEST` names the
+  /// manifest `DIGEST`, whatever the tag names now.
+  public func pinned(to digest: Digest) -> ImageReference {
+    ImageReference(registry: registry, repository: repository, tag: tag, digest: digest)
+  }
+
+  private init(registry: String, repository: String, tag: String?, digest: Digest?) {
+    self.registry = registry
+    self.repository = repository
+    self.tag = tag
+    self.digest = digest
+  }
+
   /// The host the registry API is served from (Docker Hub's differs from its name).
   public var apiHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
 

@@ -46,8 +46,9 @@ public struct ImageRequest: Sendable, Equatable {
   public var keepWarm: Int?
   /// Resolve the reference at the registry at every start, even when it was indexed before.
   public var pullAlways: Bool
-  /// The image's manifest digest, when the caller knows it (the snapshotter's labels): its cached or published
-  /// index is then used without resolving the reference. Not an annotation.
+  /// The image's manifest digest, when the caller knows it (the snapshotter's labels, or the digest of a registry
+  /// reference pinned as `REPO[:TAG]@DIGEST`, which `clip bundle` writes): its cached or published index is then used
+  /// without resolving the reference. Not an annotation of its own.
   public var manifestDigest: Digest?
   /// The blobs published for that manifest (index, profile), when the caller found them (`clip pull`'s labels). Not an
   /// annotation.
@@ -59,6 +60,7 @@ public struct ImageRequest: Sendable, Equatable {
     let trimmed = reference.trimmingASCIIWhitespace
     guard !trimmed.isEmpty else { throw ClipError(.invalidArgument, "annotation \(Annotation.image) is empty") }
     self.reference = trimmed
+    if isRegistrySource(trimmed) { manifestDigest = try? ImageReference(trimmed).digest }
     indexPath = try annotations[Annotation.index].map { try Self.absolutePath($0, Annotation.index) }
     indexDigest = try annotations[Annotation.indexDigest].map { text in
       try ClipError.inContext("annotation \(Annotation.indexDigest)") { try Digest(text) }

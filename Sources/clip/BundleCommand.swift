@@ -47,6 +47,12 @@ struct BundleCommand: ParsableCommand {
       let roots = try options.containerRoots(log: { FileHandle.standardError.write(Data("clip: \($0)\n".utf8)) })
       let indexPath = try roots.index(for: request)
       let index = try loadIndex(indexPath)
+      // The bundle carries this image's entrypoint, environment and user: pin the reference to its manifest, so
+      // that the container runs this image even if the tag moves, and the hook finds its index without asking the
+      // registry what the tag names (one round trip less on a first start).
+      if isRegistrySource(source) {
+        annotations[Annotation.image] = try ImageReference(source).pinned(to: index.manifestDigest).description
+      }
       let layout = try RuntimeLayout(root: options.root)
       var config = BundleConfig(
         run: index.runConfig, command: command.isEmpty ? nil : command, annotations: annotations,
@@ -67,7 +73,9 @@ struct BundleCommand: ParsableCommand {
       let json = try config.json()
       try FileManager.default.createDirectory(atPath: directory + "/rootfs", withIntermediateDirectories: true)
       try File.writeAtomically(directory + "/config.json", json)
-      print("bundle \(directory): \(try config.arguments().joined(separator: " ")) on \(source)")
+      print(
+        "bundle \(directory): \(try config.arguments().joined(separator: " ")) on \(annotations[Annotation.image] ?? source)"
+      )
     }
   }
 

@@ -67,6 +67,18 @@ final class FakeTransport: HTTPTransport, Sendable {
     #expect(try !ImageReference("quay.io/a").isLoopback)
   }
 
+  @Test func pinnedReferencesKeepTheTagAndNameTheDigest() throws {
+    let digest = Digest.of(Array("manifest".utf8))
+    let pinned = try ImageReference("docker://127.0.0.1:5000/debian:bookworm").pinned(to: digest)
+    #expect(pinned.description == "docker://127.0.0.1:5000/debian:bookworm@\(digest)")
+    let reparsed = try ImageReference(pinned.description)
+    #expect(reparsed == pinned && reparsed.reference == digest.description && reparsed.tag == "bookworm")
+    let other = Digest.of(Array("other".utf8))
+    #expect(
+      try ImageReference("busybox@\(digest)").pinned(to: other).description
+        == "docker://docker.io/library/busybox@\(other)")
+  }
+
   @Test(arguments: ["UPPER/case", "a//b", "repo:bad tag!", "repo@sha256:zz", "-lead/x"])
   func invalidReferences(text: String) {
     #expect(throws: ClipError.self) { try ImageReference(text) }

@@ -42,6 +42,18 @@ import Testing
     #expect(request.keepWarm == nil && request.indexPath == nil && request.platform == nil && !request.pullAlways)
   }
 
+  @Test func aReferencePinnedByDigestNamesTheManifest() throws {
+    let digest = Digest.of(Array("manifest".utf8))
+    let pinned = try #require(
+      try ImageRequest(annotations: [Annotation.image: "docker://127.0.0.1:5000/debian:bookworm@\(digest)"]))
+    #expect(pinned.manifestDigest == digest)
+    let tagged = try #require(
+      try ImageRequest(annotations: [Annotation.image: "docker://127.0.0.1:5000/debian:bookworm"]))
+    #expect(tagged.manifestDigest == nil)
+    let layout = try #require(try ImageRequest(annotations: [Annotation.image: "oci:/images/debian:latest"]))
+    #expect(layout.manifestDigest == nil)
+  }
+
   @Test(arguments: [
     (Annotation.image, "  ", "is empty"),
     (Annotation.index, "relative.clip", "not an absolute path"),
