@@ -37,7 +37,9 @@
 # clip rows use bundles from `clip bundle SOURCE DIR --keep-warm 60 -- CMD` written once before the runs against a
 # setup --root (so `clip bundle`'s own index lookup is not timed); per run the bundle's config.json is copied into a
 # fresh bundle folder and the hooks' --root rewritten (jq) to the run's fresh root, so the timed `runc run` does all
-# the image work: resolve the tag, find or make the index, mount, overlay, run, tear down.
+# the image work: find or make the index, mount, overlay, run, tear down. The bundle names the image as `clip bundle`
+# writes it, by tag pinned to the manifest it resolved (TAG@DIGEST): (2) looks up the index published for that
+# manifest without asking what the tag names; (1) finds none and resolves the digest.
 # Every cell is the median of BENCH_RUNS runs; in every run each cell gets a fresh ext4 file system (loop device over
 # a file on the bench tmpfs) for its roots, bundles, OCI layout, containerd root, runtime state ((3) reuses (2)'s);
 # the machine is quiet-waited (bench_quiet_wait) and the page cache dropped (bench_drop_caches) right before the
