@@ -20,11 +20,17 @@ struct Clip: ParsableCommand {
     signal(SIGPIPE, SIG_IGN)
     // (The root command stays synchronous: an async main would start Swift's thread pool in every command, and its
     // threads would take the signals the FUSE loop waits for.)
+    // These two end with _exit: a request may still be inside libcurl on another thread (a failed start does not wait
+    // for the published-index lookup or the warm wave), and exit() would run the libraries' destructors under it.
     if let hook = HookCommand.fastStart(CommandLine.arguments.dropFirst()) {
-      Glibc.exit(HookCommand.run(stage: hook.stage, settings: hook.settings) ? 0 : 1)
+      let succeeded = HookCommand.run(stage: hook.stage, settings: hook.settings)
+      fflush(nil)
+      Glibc._exit(succeeded ? 0 : 1)
     }
     if let daemon = MountDaemon.fastStart(CommandLine.arguments.dropFirst()) {
-      do { try reportingErrors { try daemon.serve() } } catch { Glibc.exit(1) }
+      do { try reportingErrors { try daemon.serve() } } catch {}
+      fflush(nil)
+      Glibc._exit(1)
     }
     main(nil)
   }
