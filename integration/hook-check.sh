@@ -27,7 +27,7 @@
 #   keep-warm    --keep-warm 2 with create/start/delete (the daemon is adopted by init): the image stays mounted
 #                after the container is deleted, then goes by itself within a few seconds
 #   gc           a container whose runtime state is wiped (as after a crash): `clip gc` removes its overlay,
-#                folders and the image mount
+#                folders and the image mount; `clip gc` of a root that does not exist exits 0 without making it
 # After every container: no mount under the clip root or the bundle, no clip daemon of that root, no container
 # or image folder left, the bundle's rootfs holds only what the runtime itself made (dev, proc, sys).
 set -euo pipefail
@@ -441,6 +441,12 @@ t_gc() {
         fail "$r gc: start failed: $(head -c 300 "$tmpd/gc-$r.err")"
     fi
     assert_clean "$r gc" "$b"
+    if "$CLIP" gc --root "$tmpd/no-such-root" >"$tmpd/gc.out" 2>&1 && grep -q "nothing to collect" "$tmpd/gc.out" &&
+        [ ! -e "$tmpd/no-such-root" ]; then
+        pass "$r gc: a root that does not exist has nothing to collect and is not made"
+    else
+        fail "$r gc: on a missing root: $(tr '\n' '|' <"$tmpd/gc.out"), exists afterwards: $([ -e "$tmpd/no-such-root" ] && echo yes || echo no)"
+    fi
 }
 
 for r in "${RUNTIMES[@]}"; do

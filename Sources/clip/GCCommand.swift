@@ -19,6 +19,11 @@ struct GCCommand: ParsableCommand {
 
   func run() throws {
     try reportingErrors {
+      // A root that does not exist has nothing to collect (and is not made here: a mistyped --root stays visible).
+      guard FileManager.default.fileExists(atPath: options.root) else {
+        FileHandle.standardError.write(Data("clip: nothing to collect: \(options.root) does not exist\n".utf8))
+        return
+      }
       let log = HookLog(path: options.root + "/hook.log")
       let roots = try options.containerRoots(log: { log.write("gc: \($0)") })
       for line in try roots.collectGarbage(force: force) { print("removed \(line)") }
