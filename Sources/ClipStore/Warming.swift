@@ -27,17 +27,50 @@ public enum Warming {
       search = path.dropFirst(5).split(separator: ":").map(String.init)
     }
     var found: [Int32] = []
-    for name in names {
+    var pending = names[...]
+    while let name = pending.popFirst() {
       let candidates = name.contains("/") ? [name] : search.map { $0 + "/" + name }
       for candidate in candidates {
         guard let node = tree.resolve(Array(candidate.utf8)) else { continue }
         let inode = tree.nodes[Int(node)].inode
         guard tree.inodes[Int(inode)].kind == .regular else { continue }
-        if !found.contains(inode) { found.append(inode) }
+        if !found.contains(inode) {
+          found.append(inode)
+          pending += interpreterStartup(ofProgramAt: tree.path(of: node), in: tree)
+        }
         break
       }
     }
     return found
+  }
+
+  /// What every start of a CPython 3 interpreter reads besides its binary and libraries, for a program whose path
+  /// resolves to `PREFIX/bin/pythonX.Y`: its `encodings` package (`__init__`, `aliases`, and `utf_8`, the codec of
+  /// the file system encoding) and the distribution's `sitecustomize` where it has one (Debian's, Ubuntu's), under
+  /// `PREFIX/lib/pythonX.Y` — each module compiled (`__pycache__/NAME.cpython-XY.pyc`) where the image has that, else
+  /// its source (images that delete compiled files). Empty for any other program. Without this each of them costs a
+  /// python start one more round trip to the registry, one after the other.
+  static func interpreterStartup(ofProgramAt path: [UInt8], in tree: MergedTree) -> [String] {
+    let parts = path.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
+    guard parts.count >= 2, parts[parts.count - 2] == "bin", let name = parts.last, name.hasPrefix("python") else {
+      return []
+    }
+    let version = name.dropFirst("python".count).split(separator: ".", omittingEmptySubsequences: false)
+    guard version.count == 2, version[0] == "3",
+      version.allSatisfy({ !$0.isEmpty && $0.allSatisfy { ("0"..."9").contains($0) } })
+    else { return [] }
+    let library = "/" + (parts.dropLast(2) + ["lib", name]).joined(separator: "/")
+    let compiledSuffix = ".cpython-\(version.joined()).pyc"
+    let modules = [
+      ("encodings", "__init__"), ("encodings", "aliases"), ("encodings", "utf_8"), ("", "sitecustomize"),
+    ]
+    return modules.compactMap { package, module in
+      let folder = package.isEmpty ? library : library + "/" + package
+      let compiled = folder + "/__pycache__/" + module + compiledSuffix
+      if tree.resolve(Array(compiled.utf8)) != nil { return compiled }
+      let source = folder + "/" + module + ".py"
+      return tree.resolve(Array(source.utf8)) != nil ? source : nil
+    }
   }
 
   /// Fetches `files` and the libraries they need; returns how many libraries that was.
