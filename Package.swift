@@ -124,7 +124,8 @@ let package = Package(
 
     // Test-only helpers: a tar builder and compressors for test layers.
     .target(
-      name: "ClipTestSupport", dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto", "ClipCore", "ClipIndex"],
+      name: "ClipTestSupport",
+      dependencies: ["CClipShims", "CZlib", "CZstd", "CCrypto", "ClipCore", "ClipIndex", "ClipOCI"],
       path: "Tests/ClipTestSupport"),
     .testTarget(name: "ClipCoreTests", dependencies: ["ClipCore"], swiftSettings: strict),
     .testTarget(

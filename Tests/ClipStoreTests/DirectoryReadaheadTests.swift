@@ -1,7 +1,6 @@
 import ClipArchive
 import ClipCore
 import ClipIndex
-import ClipOCI
 import ClipRegistry
 import ClipTestSupport
 import Foundation
@@ -23,7 +22,7 @@ import Testing
       for i in 0..<8 { tar.add("small/f\(i)", data: testData(count: 100_000, seed: UInt64(i + 2))) }
     }
     let bytes = tar.finish()
-    try OCILayoutWriter(directory: directory).image(layers: [(MediaType.ociLayerGzip, Compress.gzip(bytes), bytes)])
+    try OCILayoutWriter(directory: directory).image(gzipLayer: bytes)
     var indexer = ImageIndexer()
     indexer.spanSize = 256 * 1024
     let source = CountingSource(try openImageSource("oci:\(directory):latest"))

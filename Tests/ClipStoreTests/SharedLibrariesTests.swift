@@ -1,6 +1,5 @@
 import ClipArchive
 import ClipCore
-import ClipOCI
 import ClipRegistry
 import ClipTestSupport
 import Foundation
@@ -19,7 +18,7 @@ import Testing
     tar.add("usr/lib/x86_64-linux-gnu/libc.so.6", data: try File(path: "/lib/x86_64-linux-gnu/libc.so.6").readToEnd())
     tar.add("etc/passwd", data: Array("root:x:0:0::/root:/bin/sh\n".utf8))
     let bytes = tar.finish()
-    try OCILayoutWriter(directory: directory).image(layers: [(MediaType.ociLayerGzip, Compress.gzip(bytes), bytes)])
+    try OCILayoutWriter(directory: directory).image(gzipLayer: bytes)
     let source = CountingSource(try openImageSource("oci:\(directory):latest"))
     let index = try ImageIndexer().index(source)
     let reader = try ImageReader(index: index, source: source, disk: nil)

@@ -89,7 +89,7 @@ final class GatedSource: WrappingSource, @unchecked Sendable {
     var tar = TarBuilder()
     tar.add("big", data: content)
     let bytes = tar.finish()
-    try OCILayoutWriter(directory: directory).image(layers: [(MediaType.ociLayerGzip, Compress.gzip(bytes), bytes)])
+    try OCILayoutWriter(directory: directory).image(gzipLayer: bytes)
     var indexer = ImageIndexer()
     indexer.spanSize = 256 * 1024
     let source = try openImageSource("oci:\(directory):latest")

@@ -1,5 +1,4 @@
 import ClipCore
-import ClipOCI
 import ClipRegistry
 import ClipTestSupport
 import Foundation
@@ -30,7 +29,7 @@ import Testing
     tar.add("usr/lib/python3.x/encodings/__init__.py", data: code)
     tar.add("opt/python3.11", mode: 0o755, data: code)
     let bytes = tar.finish()
-    try OCILayoutWriter(directory: directory).image(layers: [(MediaType.ociLayerGzip, Compress.gzip(bytes), bytes)])
+    try OCILayoutWriter(directory: directory).image(gzipLayer: bytes)
     let source = try openImageSource("oci:\(directory):latest")
     return try ImageReader(index: try ImageIndexer().index(source), source: source, disk: nil)
   }

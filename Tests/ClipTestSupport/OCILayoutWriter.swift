@@ -1,4 +1,5 @@
 import CCrypto
+import ClipOCI
 import Foundation
 
 /// Writes a minimal OCI image layout for tests: given layer blobs (and their tar streams), a config and a manifest.
@@ -27,6 +28,12 @@ public struct OCILayoutWriter {
     let digest = Self.sha256(bytes)
     try Data(bytes).write(to: URL(fileURLWithPath: directory + "/blobs/sha256/" + digest.dropFirst(7)))
     return digest
+  }
+
+  /// Writes an image of one gzip layer holding the tar stream `tar`. Returns the manifest digest.
+  @discardableResult
+  public func image(gzipLayer tar: [UInt8]) throws -> String {
+    try image(layers: [(MediaType.ociLayerGzip, Compress.gzip(tar), tar)])
   }
 
   /// Writes the image; `layers` are (media type, blob, tar). Returns the manifest digest.
