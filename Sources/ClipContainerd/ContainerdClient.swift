@@ -79,7 +79,7 @@ public struct ContainerdClient: Sendable {
   /// Stores `size` bytes with `digest` in the content store, with `labels`, the bytes coming from `chunk(offset)`
   /// (called in order until `size` bytes came) and sent in messages of at most 1 MiB. containerd verifies size and
   /// digest on commit. Content already present gets the labels added instead. A stream that breaks (containerd's
-  /// `unavailable`) is started again, twice at most. Returns false when the content was already there.
+  /// `unavailable`) is started again after a pause, twice at most. Returns false when the content was already there.
   @discardableResult
   public func writeContent(
     digest: String, size: Int64, labels: [String: String],
@@ -128,6 +128,9 @@ public struct ContainerdClient: Sendable {
         try await addContentLabels(digest: digest, labels)
         return false
       } catch let error as RPCError where error.code == .unavailable && attempt < 3 {
+        // The connection is being made again (a stream that broke, "subchannel isn't ready"): an attempt at once
+        // fails the same way, so give it a moment.
+        try await Task.sleep(for: .milliseconds(250 * attempt))
         continue
       }
     }
