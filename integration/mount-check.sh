@@ -495,6 +495,23 @@ compare_mount() {
     fi
 }
 
+errno_of() { python3 -c 'import errno, sys; print(getattr(errno, sys.argv[1]))' "$1"; }
+# xattr_answer LABEL FILE ERRNO: getxattr of a name no file has fails with ERRNO (EOPNOTSUPP: the kernel was told
+# the filesystem has no xattrs and answers itself; ENODATA: it asked the daemon)
+xattr_answer() {
+    local got
+    got=$(python3 -c 'import os, sys
+try:
+    os.getxattr(sys.argv[1], "user.clip-absent", follow_symlinks=False); print("found")
+except OSError as e:
+    print(e.errno)' "$2" 2>&1)
+    if [ "$got" = "$3" ]; then
+        pass "$1: getxattr of an absent name fails with errno $3"
+    else
+        fail "$1: getxattr of an absent name gave '$got', expected errno $3"
+    fi
+}
+
 log_lines() { # FILE -> its line count once it stopped growing
     local a b=-1
     for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -679,6 +696,10 @@ test_tree() {
         do_mount "tree: $name" "$tmpd/$name.clip" "$mp" --cache "$d/cache-$name" || continue
         compare_mount "tree: $name via the registry, empty cache" "$mp" "$refname" "${exc[@]}"
         runtime_dirs_empty "tree: $name" "$mp"
+        case $name in
+        busybox) xattr_answer "tree: busybox (no xattr in the image)" "$mp/bin/busybox" "$(errno_of EOPNOTSUPP)" ;;
+        synthetic) xattr_answer "tree: synthetic (xattrs)" "$mp/data/xattr-file" "$(errno_of ENODATA)" ;;
+        esac
         do_umount "tree: $name" "$mp" && pass "tree: $name unmounted, daemon gone"
     done
 

@@ -48,6 +48,10 @@ public final class FuseServer: @unchecked Sendable {
   private let passthroughRefused = Atomic<Bool>(false)
   /// Whether the kernel takes ENOSYS from opendir as "no opendir or releasedir needed" (known at init).
   private let opendirOptional = Atomic<Bool>(false)
+  /// Whether any inode has an extended attribute. Without any, getxattr answers ENOSYS, which the kernel takes for
+  /// "this filesystem has none, never ask again": overlayfs's look at each lower directory and file
+  /// (`trusted.overlay.*`) and every exec's `security.capability` then cost no round trip.
+  private let servesXattrs: Bool
   private let timeout: Double = 86_400
 
   /// Creates a server for `tree`, reading file data from `store`; with `passthrough`, large files whose copy the
@@ -57,6 +61,8 @@ public final class FuseServer: @unchecked Sendable {
     directoryReadahead: DirectoryReadahead? = nil, log: @escaping @Sendable (String) -> Void
   ) {
     self.tree = tree
+    servesXattrs =
+      tree.inodes.contains(where: \.opaque) || tree.layers.contains { $0.entries.contains { !$0.xattrs.isEmpty } }
     self.directoryReadahead = directoryReadahead
     wantsPassthrough = passthrough && store.disk != nil && !store.recording
     self.store = store
@@ -447,6 +453,7 @@ public final class FuseServer: @unchecked Sendable {
   func xattrs(_ number: Int32) -> [ExtendedAttribute] { tree.xattrs(of: number) }
 
   func getxattr(_ req: fuse_req_t, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>, _ size: Int) {
+    guard servesXattrs else { return reply(req, ENOSYS) }
     guard let number = inode(ino) else { return reply(req, ENOENT) }
     let wanted = String(cString: name)
     guard let xattr = xattrs(number).first(where: { $0.name == wanted }) else { return reply(req, ENODATA) }
