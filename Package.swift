@@ -52,16 +52,17 @@ let package = Package(
   targets: [
     // System libraries: a module map and one shim header each.
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-    .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    // libzstd, libfuse3, ISA-L and libseccomp: headers only, loaded on first use (CClipShims' clip_lazy.c).
+    .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
     // libcrypto for the tests' own SHA-256; clip loads it on first use (CClipShims' clip_crypto.c, dlopen).
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     // libcurl's header only: clip_curl.c loads the library on first use (dlopen).
     .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-    .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
-    .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
-    .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
-    // Our own tiny C wrappers for what Swift cannot call (macros, variadics), and libcurl and libcrypto loaded on
-    // first use.
+    .systemLibrary(name: "CFuse3", providers: [.apt(["libfuse3-dev"])]),
+    .systemLibrary(name: "CIsal", providers: [.apt(["libisal-dev"])]),
+    .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+    // Our own tiny C wrappers for what Swift cannot call (macros, variadics), and libcurl, libcrypto, libfuse3,
+    // ISA-L, libzstd and libseccomp loaded on first use.
     .target(name: "CClipShims", dependencies: ["CZlib", "CCurl"]),
 
     .target(name: "ClipCore", dependencies: ["CClipShims", "CSeccomp"], swiftSettings: strict),

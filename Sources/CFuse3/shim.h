@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fuse_lowlevel.h>
+#include <fuse3/fuse_lowlevel.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>

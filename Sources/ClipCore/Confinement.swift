@@ -1,3 +1,4 @@
+import CClipShims
 import CSeccomp
 
 #if canImport(Glibc)
@@ -29,6 +30,7 @@ public enum Confinement {
   public static func apply(denying names: [String] = deniedSystemCalls) throws {
     let allow: UInt32 = 0x7fff_0000  // SCMP_ACT_ALLOW
     let deny: UInt32 = 0x0005_0000 | UInt32(EPERM)  // SCMP_ACT_ERRNO(EPERM)
+    if let error = clip_seccomp_load() { throw ClipError(.system, String(cString: error)) }
     guard let filter = seccomp_init(allow) else { throw ClipError(.system, "seccomp_init failed") }
     defer { seccomp_release(filter) }
     var result = seccomp_attr_set(filter, SCMP_FLTATR_CTL_TSYNC, 1)

@@ -1,3 +1,4 @@
+import CClipShims
 import CFuse3
 import ClipArchive
 import ClipCore
@@ -85,6 +86,7 @@ public final class FuseServer: @unchecked Sendable {
 
   /// Mounts the filesystem (read-only, `allow_other`, `default_permissions`).
   public func mount(extraOptions: [String] = []) throws {
+    if let error = clip_fuse3_load() { throw ClipError(.system, String(cString: error)) }
     let options = (["ro", "allow_other", "default_permissions", "fsname=clip", "subtype=clip"] + extraOptions)
       .joined(separator: ",")
     var ops = fuse_lowlevel_ops()

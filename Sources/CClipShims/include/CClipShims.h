@@ -6,3 +6,4 @@
 #include "clip_attach.h"
 #include "clip_crypto.h"
 #include "clip_startup.h"
+#include "clip_lazy.h"
