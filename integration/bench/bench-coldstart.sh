@@ -40,7 +40,8 @@
 # the image work: find or make the index, mount, overlay, run, tear down. The bundle names the image as `clip bundle`
 # writes it, by tag pinned to the manifest it resolved (TAG@DIGEST): (2) looks up the index published for that
 # manifest without asking what the tag names; (1) finds none and resolves the digest.
-# Every cell is the median of BENCH_RUNS runs; in every run each cell gets a fresh ext4 file system (loop device over
+# Every cell is the median of BENCH_RUNS runs (warm, hot, runc and runchot: of BENCH_RUNS x BENCH_REPEAT_WARM, default
+# 3, timed in a row within each run, each after its own quiet wait and, but for hot and runchot, cache drop); in every run each cell gets a fresh ext4 file system (loop device over
 # a file on the bench tmpfs) for its roots, bundles, OCI layout, containerd root, runtime state ((3) reuses (2)'s);
 # the machine is quiet-waited (bench_quiet_wait) and the page cache dropped (bench_drop_caches) right before the
 # timed part.  Time: the shell's clock around the timed commands, to the container's exit.  Bytes: the sum of the
@@ -60,6 +61,7 @@ CLIP=${CLIP:-$root/.build/release/clip}
 # shellcheck source=../registry/lib.sh
 source "$root/integration/registry/lib.sh" # registry_*, and ../lib.sh: ensure_image, WORK, IMG
 RUNS=${BENCH_RUNS:-3}
+REPEAT_WARM=${BENCH_REPEAT_WARM:-3}
 read -ra IMAGES <<<"${BENCH_IMAGES:-debian debian-python}"
 read -ra NETS <<<"${BENCH_NETS:-local wan}"
 WAN_DELAY_MS=${BENCH_WAN_DELAY_MS:-10}
@@ -130,9 +132,12 @@ t_ctr() { # REF ID CMD-NAME
   timeout "$CALL_TIMEOUT" ctr -a "$ctd_sock" -n bench run --rm --snapshotter overlayfs "$1" "$2" "${words[@]}" \
     </dev/null >>"$BENCH_LOG" 2>&1
 }
-# run_cell IMAGE NET CMD MODE RUN: one measured run, adds s.KEY and b.KEY (KEY = IMAGE.CMD.NET.MODE)
+# reps_of MODE: timed runs per cell and run. (3)'s runs take tens of milliseconds, where this machine's swings are
+# as large as the difference measured: each of its cells (and runc's) is timed REPEAT_WARM times in a row.
+reps_of() { case $1 in hot | warm | runc | runchot) echo "$REPEAT_WARM" ;; *) echo 1 ;; esac; }
+# run_cell IMAGE NET CMD MODE RUN: measured runs, each adds s.KEY and b.KEY (KEY = IMAGE.CMD.NET.MODE)
 run_cell() {
-  local image=$1 net=$2 c=$3 mode=$4 i=$5 key="$1.$3.$2.$4" id="bcs-$4-$5-$RANDOM" mark ok=1 args ref
+  local image=$1 net=$2 c=$3 mode=$4 i=$5 key="$1.$3.$2.$4" id="bcs-$4-$5-$RANDOM" mark ok=1 args ref rep
   args=$(cmd_args "$c")
   ref=${addr[$net]}/$image-noidx:latest
   case $mode in
@@ -150,22 +155,26 @@ run_cell() {
   runc) jq --argjson a "$args" '.process.args = $a | .process.terminal = false' "$localfs/$image/config.json" \
     >"$localfs/$image/c.json" && mv "$localfs/$image/c.json" "$localfs/$image/config.json" ;;
   esac
-  case $mode in runc | runchot) ;; *) mark=$(log_mark "${reglog[$net]}") ;; esac
-  bench_quiet_wait
-  case $mode in hot | runchot) ;; *) bench_drop_caches ;; esac # hot, runchot: the page cache of the run before
-  case $mode in
-  noidx | idx | prof | hot | warm) timed t_clip "$fs/bundle" "$id" || ok=0 ;;
-  skopeo) timed t_skopeo "$ref" "$fs" "$id" "$args" || ok=0 ;;
-  ctr) timed t_ctr "$ref" "$id" "$c" || ok=0 ;;
-  runc | runchot) timed t_clip "$localfs/$image" "$id" || ok=0 ;;
-  esac
-  if ((ok)); then
-    add "s.$key" "$(awk -v m="$BENCH_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
-    case $mode in runc | runchot) ;; *) add "b.$key" "$(log_bytes "${reglog[$net]}" "$mark")" ;; esac
-  else
-    echo "bench-coldstart: $key run $i failed" >&2
-    keep_failure "$key.$i" "$fs/root"
-  fi
+  for ((rep = 0; rep < $(reps_of "$mode"); rep++)); do
+    ok=1
+    ((rep == 0)) || id=bcs-$4-$5-$rep-$RANDOM
+    case $mode in runc | runchot) ;; *) mark=$(log_mark "${reglog[$net]}") ;; esac
+    bench_quiet_wait
+    case $mode in hot | runchot) ;; *) bench_drop_caches ;; esac # hot, runchot: the page cache of the run before
+    case $mode in
+    noidx | idx | prof | hot | warm) timed t_clip "$fs/bundle" "$id" || ok=0 ;;
+    skopeo) timed t_skopeo "$ref" "$fs" "$id" "$args" || ok=0 ;;
+    ctr) timed t_ctr "$ref" "$id" "$c" || ok=0 ;;
+    runc | runchot) timed t_clip "$localfs/$image" "$id" || ok=0 ;;
+    esac
+    if ((ok)); then
+      add "s.$key" "$(awk -v m="$BENCH_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
+      case $mode in runc | runchot) ;; *) add "b.$key" "$(log_bytes "${reglog[$net]}" "$mark")" ;; esac
+    else
+      echo "bench-coldstart: $key run $i failed" >&2
+      keep_failure "$key.$i" "$fs/root"
+    fi
+  done
   case $mode in
   noidx | prof | warm) cell_release "clip-${mode/warm/idx}" ;;
   skopeo | ctr) cell_release "$mode" ;;
@@ -209,7 +218,7 @@ echo "local: registry on 127.0.0.1; wan: netns $CLIP_WAN_NS, tbf $WAN_RATE, faul
 echo "modes: noidx = clip hook, no published index (hook indexes); idx = clip hook, published index, empty span cache; warm = idx's root again;"
 echo "       prof = idx with a prefetch profile published beside the index (recorded from the same command; python3 rows only);"
 echo "       skopeo = skopeo copy + umoci unpack + runc run; ctr = ctr image pull + ctr run (private containerd, empty root); runc = runc run of an unpacked local rootfs (no network: same figure on every network)"
-echo "median of $RUNS runs; $(nproc) cores, ${cpu:-unknown CPU}; $CLIP"
+echo "median of $RUNS runs (warm, runc, hot, runchot: of $((RUNS * REPEAT_WARM)), $REPEAT_WARM in a row per run); $(nproc) cores, ${cpu:-unknown CPU}; $CLIP"
 echo
 # shellcheck disable=SC2059
 {
@@ -305,8 +314,8 @@ for image in "${IMAGES[@]}"; do
       for mode in "${MODES[@]}"; do
         case $mode in runc | runchot) [ "$net" = "${NETS[0]}" ] || continue ;; esac
         [ "$mode" != prof ] || has_profile "$image" "$c" || continue
-        n=$(wc -w <<<"${r[s.$image.$c.$net.$mode]:-}")
-        ((n == RUNS)) || { failed=1; notes+=("$image ${CMD[$c]} $net $mode: $n of $RUNS runs succeeded"); }
+        n=$(wc -w <<<"${r[s.$image.$c.$net.$mode]:-}") want=$((RUNS * $(reps_of "$mode")))
+        ((n == want)) || { failed=1; notes+=("$image ${CMD[$c]} $net $mode: $n of $want runs succeeded"); }
       done
     done
   done
