@@ -6,10 +6,14 @@ import Foundation
 public final class SHA256 {
   private let context: OpaquePointer
 
-  /// Starts a new digest. libcrypto is part of every installation (libssl3): without it clip stops here, saying so.
+  /// Starts a new digest. libcrypto is part of every installation (libssl3): without it clip stops here with one
+  /// line on stderr and exit status 1, as it does for the other libraries it loads on first use (clip_lazy.h).
   public init() {
     guard let context = clip_sha256_new() else {
-      fatalError(clip_crypto_error().map { String(cString: $0) } ?? "SHA-256: out of memory")
+      let reason = clip_crypto_error().map { String(cString: $0) } ?? "SHA-256: out of memory"
+      let line = Array("clip: error: \(reason)\n".utf8)
+      _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+      _exit(1)
     }
     self.context = context
   }
