@@ -62,8 +62,9 @@ public final class FuseServer: @unchecked Sendable {
     directoryReadahead: DirectoryReadahead? = nil, log: @escaping @Sendable (String) -> Void
   ) {
     self.tree = tree
-    servesXattrs =
-      tree.inodes.contains(where: \.opaque) || tree.layers.contains { $0.entries.contains { !$0.xattrs.isEmpty } }
+    servesXattrs = tree.inodes.indices.contains {
+      tree.inodes[$0].opaque || tree.entry(of: Int32($0))?.xattrs.isEmpty == false
+    }
     self.directoryReadahead = directoryReadahead
     wantsPassthrough = passthrough && store.disk != nil && !store.recording
     self.store = store
