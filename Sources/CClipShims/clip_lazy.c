@@ -57,16 +57,27 @@ static void *find(const char *(*load_library)(void), struct library *library, co
   return address;
 }
 
-/// Defines `name` (as the library's header declares it) to call the library's own, found on the first call.
+/// The library's own `name`, found on the first call (declares `target`).
+#define TARGET(library, name)                                                                          \
+  static __typeof__(name) *function;                                                                   \
+  __typeof__(name) *target = __atomic_load_n(&function, __ATOMIC_ACQUIRE);                             \
+  if (target == NULL) {                                                                                \
+    target = (__typeof__(name) *)find(clip_##library##_load, &library, #name);                         \
+    __atomic_store_n(&function, target, __ATOMIC_RELEASE);                                             \
+  }
+
+/// Defines `name` (as the library's header declares it) to call the library's own.
 #define FORWARD(library, result, name, parameters, arguments)                                         \
   result name parameters {                                                                             \
-    static __typeof__(name) *function;                                                                 \
-    __typeof__(name) *target = __atomic_load_n(&function, __ATOMIC_ACQUIRE);                           \
-    if (target == NULL) {                                                                              \
-      target = (__typeof__(name) *)find(clip_##library##_load, &library, #name);                       \
-      __atomic_store_n(&function, target, __ATOMIC_RELEASE);                                           \
-    }                                                                                                  \
+    TARGET(library, name)                                                                              \
     return target arguments;                                                                           \
+  }
+
+/// The same for a function returning nothing.
+#define FORWARD_VOID(library, name, parameters, arguments)                                            \
+  void name parameters {                                                                               \
+    TARGET(library, name)                                                                              \
+    target arguments;                                                                                  \
   }
 
 // MARK: - libfuse3 (3.14, FUSE_USE_VERSION 312)
@@ -75,8 +86,8 @@ FORWARD(fuse3, struct fuse_session *, fuse_session_new,
         (struct fuse_args * args, const struct fuse_lowlevel_ops *op, size_t op_size, void *userdata),
         (args, op, op_size, userdata))
 FORWARD(fuse3, int, fuse_session_mount, (struct fuse_session * se, const char *mountpoint), (se, mountpoint))
-FORWARD(fuse3, void, fuse_session_unmount, (struct fuse_session * se), (se))
-FORWARD(fuse3, void, fuse_session_destroy, (struct fuse_session * se), (se))
+FORWARD_VOID(fuse3, fuse_session_unmount, (struct fuse_session * se), (se))
+FORWARD_VOID(fuse3, fuse_session_destroy, (struct fuse_session * se), (se))
 FORWARD(fuse3, int, fuse_session_fd, (struct fuse_session * se), (se))
 FORWARD(fuse3, int, fuse_session_custom_io, (struct fuse_session * se, const struct fuse_custom_io *io, int fd),
         (se, io, fd))
@@ -87,14 +98,14 @@ FORWARD(fuse3, int, fuse_session_loop_mt_312, (struct fuse_session * se, struct 
         (se, config))
 #endif
 FORWARD(fuse3, struct fuse_loop_config *, fuse_loop_cfg_create, (void), ())
-FORWARD(fuse3, void, fuse_loop_cfg_destroy, (struct fuse_loop_config * config), (config))
-FORWARD(fuse3, void, fuse_loop_cfg_set_max_threads, (struct fuse_loop_config * config, unsigned int value),
+FORWARD_VOID(fuse3, fuse_loop_cfg_destroy, (struct fuse_loop_config * config), (config))
+FORWARD_VOID(fuse3, fuse_loop_cfg_set_max_threads, (struct fuse_loop_config * config, unsigned int value),
         (config, value))
-FORWARD(fuse3, void, fuse_loop_cfg_set_clone_fd, (struct fuse_loop_config * config, unsigned int value),
+FORWARD_VOID(fuse3, fuse_loop_cfg_set_clone_fd, (struct fuse_loop_config * config, unsigned int value),
         (config, value))
 FORWARD(fuse3, int, fuse_set_signal_handlers, (struct fuse_session * se), (se))
-FORWARD(fuse3, void, fuse_remove_signal_handlers, (struct fuse_session * se), (se))
-FORWARD(fuse3, void, fuse_opt_free_args, (struct fuse_args * args), (args))
+FORWARD_VOID(fuse3, fuse_remove_signal_handlers, (struct fuse_session * se), (se))
+FORWARD_VOID(fuse3, fuse_opt_free_args, (struct fuse_args * args), (args))
 FORWARD(fuse3, void *, fuse_req_userdata, (fuse_req_t req), (req))
 FORWARD(fuse3, int, fuse_reply_err, (fuse_req_t req, int err), (req, err))
 FORWARD(fuse3, int, fuse_reply_buf, (fuse_req_t req, const char *buf, size_t size), (req, buf, size))
@@ -117,7 +128,7 @@ FORWARD(fuse3, size_t, fuse_add_direntry_plus,
 // MARK: - libseccomp
 
 FORWARD(seccomp, scmp_filter_ctx, seccomp_init, (uint32_t def_action), (def_action))
-FORWARD(seccomp, void, seccomp_release, (scmp_filter_ctx ctx), (ctx))
+FORWARD_VOID(seccomp, seccomp_release, (scmp_filter_ctx ctx), (ctx))
 FORWARD(seccomp, int, seccomp_attr_set, (scmp_filter_ctx ctx, enum scmp_filter_attr attr, uint32_t value),
         (ctx, attr, value))
 FORWARD(seccomp, int, seccomp_syscall_resolve_name, (const char *name), (name))
@@ -129,7 +140,7 @@ FORWARD(seccomp, int, seccomp_load, (const scmp_filter_ctx ctx), (ctx))
 
 // MARK: - ISA-L
 
-FORWARD(isal, void, isal_inflate_init, (struct inflate_state * state), (state))
+FORWARD_VOID(isal, isal_inflate_init, (struct inflate_state * state), (state))
 FORWARD(isal, int, isal_inflate, (struct inflate_state * state), (state))
 FORWARD(isal, int, isal_inflate_set_dict, (struct inflate_state * state, uint8_t *dict, uint32_t dict_len),
         (state, dict, dict_len))
