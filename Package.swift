@@ -52,12 +52,12 @@ let package = Package(
   targets: [
     // System libraries: a module map and one shim header each.
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-    // libzstd, libfuse3, ISA-L and libseccomp: headers only, loaded on first use (CClipShims' clip_lazy.c).
-    .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
     // libcrypto for the tests' own SHA-256; clip loads it on first use (CClipShims' clip_crypto.c, dlopen).
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     // libcurl's header only: clip_curl.c loads the library on first use (dlopen).
     .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    // libzstd, libfuse3, ISA-L and libseccomp: headers only, loaded on first use (CClipShims' clip_lazy.c).
+    .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
     .systemLibrary(name: "CFuse3", providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CIsal", providers: [.apt(["libisal-dev"])]),
     .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),

@@ -1,4 +1,5 @@
 #include "clip_lazy.h"
+#include "clip_library.h"
 
 #define FUSE_USE_VERSION 312
 #include <dlfcn.h>
@@ -20,12 +21,7 @@ struct library {
 };
 
 static void load(struct library *library) {
-  library->handle = dlopen(library->soname, RTLD_NOW | RTLD_LOCAL);
-  if (library->handle == NULL) {
-    const char *reason = dlerror();
-    snprintf(library->error, sizeof library->error, "cannot load %s: %s", library->soname,
-             reason ? reason : "dlopen failed");
-  }
+  library->handle = clip_library_open(library->soname, library->error, sizeof library->error);
 }
 
 /// pthread_once takes no argument: one loader per library.
@@ -42,17 +38,23 @@ LIBRARY(seccomp, "libseccomp.so.2")
 LIBRARY(isal, "libisal.so.2")
 LIBRARY(zstd, "libzstd.so.1")
 
+void clip_exit_error(const char *reason) {
+  char line[640];
+  int length = snprintf(line, sizeof line, "clip: error: %s\n", reason);
+  if (length > 0) (void)!write(STDERR_FILENO, line, (size_t)length < sizeof line ? (size_t)length : sizeof line);
+  _exit(1);
+}
+
 /// The address of `symbol` in a library, loading it first; a library or function missing ends the process: it is
 /// called where there is no way to report it (a FUSE reply, a span being inflated).
 static void *find(const char *(*load_library)(void), struct library *library, const char *symbol) {
   const char *error = load_library();
-  void *address = error ? NULL : dlsym(library->handle, symbol);
+  if (error != NULL) clip_exit_error(error);
+  void *address = dlsym(library->handle, symbol);
   if (address == NULL) {
-    char line[640];
-    int length = error ? snprintf(line, sizeof line, "clip: error: %s\n", error)
-                       : snprintf(line, sizeof line, "clip: error: %s has no %s\n", library->soname, symbol);
-    if (length > 0) (void)!write(STDERR_FILENO, line, (size_t)length < sizeof line ? (size_t)length : sizeof line);
-    _exit(1);
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s has no %s", library->soname, symbol);
+    clip_exit_error(reason);
   }
   return address;
 }

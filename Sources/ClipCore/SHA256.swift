@@ -10,10 +10,8 @@ public final class SHA256 {
   /// line on stderr and exit status 1, as it does for the other libraries it loads on first use (clip_lazy.h).
   public init() {
     guard let context = clip_sha256_new() else {
-      let reason = clip_crypto_error().map { String(cString: $0) } ?? "SHA-256: out of memory"
-      let line = Array("clip: error: \(reason)\n".utf8)
-      _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-      _exit(1)
+      if let reason = clip_crypto_error() { clip_exit_error(reason) }
+      clip_exit_error("SHA-256: out of memory")
     }
     self.context = context
   }
